@@ -1,0 +1,239 @@
+"""A sequential model built from a declarative spec, and its `.npz` file format.
+
+A spec is plain JSON: {"input_shape": [28, 28, 1], "layers": [{"type": "dense",
+"units": 128}, ...]}. The same spec and seed give the same weights, and a saved
+model is the spec plus its arrays, so it is rebuilt exactly and loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import layers as L
+from .config import TrainConfig
+from .losses import softmax, softmax_cross_entropy
+from .optimizers import Param
+
+F32 = np.float32
+INPUT_SHAPE = (28, 28, 1)
+
+
+class ModelFileError(Exception):
+    """A model file is missing, corrupt, or does not match its own architecture."""
+
+
+def spec_from_config(cfg: TrainConfig, n_classes: int = 10) -> dict[str, Any]:
+    """The layer list for a training config's architecture settings."""
+    layers: list[dict[str, Any]] = []
+
+    def activation() -> None:
+        if cfg.batchnorm:
+            layers.append({"type": "batchnorm"})
+        layers.append({"type": cfg.activation})
+
+    if cfg.arch == "cnn":
+        for filters in cfg.conv:
+            layers.append(
+                {
+                    "type": "conv2d",
+                    "filters": filters,
+                    "kernel_size": cfg.kernel_size,
+                    "padding": cfg.padding,
+                    "init": cfg.init,
+                }
+            )
+            activation()
+            layers.append({"type": "maxpool2d", "pool_size": 2})
+    layers.append({"type": "flatten"})
+    for units in cfg.hidden:
+        layers.append({"type": "dense", "units": units, "init": cfg.init})
+        activation()
+        if cfg.dropout > 0:
+            layers.append({"type": "dropout", "rate": cfg.dropout})
+    layers.append({"type": "dense", "units": n_classes, "init": "lecun"})
+    return {"input_shape": list(INPUT_SHAPE), "layers": layers}
+
+
+class Model:
+    """Layers applied in order; the last one's outputs are the logits of a softmax."""
+
+    def __init__(self, spec: dict[str, Any], seed: int = 0) -> None:
+        self.spec = json.loads(json.dumps(spec))  # a private, JSON-clean copy
+        rng = np.random.default_rng(seed)
+        self.layers = [L.from_config(s) for s in self.spec["layers"]]
+        shape = tuple(self.spec["input_shape"])
+        self.shapes = [shape]
+        for layer in self.layers:
+            shape = layer.build(shape, rng)
+            self.shapes.append(shape)
+        self._collect_params()
+        # Layers up to the first one with parameters need no input gradient.
+        with_params = [i for i, layer in enumerate(self.layers) if layer.params]
+        self._first_trainable = with_params[0] if with_params else len(self.layers)
+
+    def _collect_params(self) -> None:
+        """Move all parameters into two flat buffers (with and without weight decay).
+
+        Each layer keeps views into them, so an optimizer updates the whole model in one
+        vectorized pass per buffer instead of one small pass per array.
+        """
+        groups: dict[bool, list[tuple[L.Layer, str]]] = {True: [], False: []}
+        for layer in self.layers:
+            for name in layer.params:
+                groups[name in layer.decayed].append((layer, name))
+        self.params = []
+        for decay, members in groups.items():
+            if not members:
+                continue
+            values = np.concatenate([layer.params[name].ravel() for layer, name in members])
+            grads = np.zeros_like(values)
+            offset = 0
+            for layer, name in members:
+                shape, size = layer.params[name].shape, layer.params[name].size
+                layer.params[name] = values[offset : offset + size].reshape(shape)
+                layer.grads[name] = grads[offset : offset + size].reshape(shape)
+                offset += size
+            self.params.append(Param(values, grads, decay))
+
+    def astype(self, dtype: type) -> Model:
+        """Convert every array to `dtype` in place (float64 serves the gradient checks)."""
+        for layer in self.layers:
+            for arrays in (layer.params, layer.grads, layer.state):
+                for name, value in arrays.items():
+                    arrays[name] = value.astype(dtype)
+        self._collect_params()
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return self.shapes[-1][0]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.value.size for p in self.params)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Fill every layer's `grads` from dLoss/dlogits."""
+        dy = dlogits
+        for i in range(len(self.layers) - 1, self._first_trainable - 1, -1):
+            dy = self.layers[i].backward(dy, need_dx=i > self._first_trainable)
+
+    def loss_and_grads(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """One training forward and backward pass; returns the mean loss and the logits."""
+        logits = self.forward(x, training=True)
+        loss, dlogits = softmax_cross_entropy(logits, labels)
+        self.backward(dlogits)
+        return loss, logits
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Class probabilities for float32 inputs (N, 28, 28, 1), in evaluation mode."""
+        return (
+            np.concatenate(
+                [softmax(self.forward(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+            )
+            if len(x)
+            else np.zeros((0, self.n_classes), F32)
+        )
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for inputs `x` in evaluation mode (the last is the logits)."""
+        outs = []
+        for layer in self.layers:
+            x = layer.forward(x, training=False)
+            outs.append(x)
+        return outs
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and state array, keyed as in the saved file."""
+        return {key: value.copy() for key, value in self._arrays().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load arrays from `get_weights()` or a file into the layers, checking every shape."""
+        expected = self._arrays()
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        if missing or extra:
+            raise ModelFileError(
+                f"the weights do not fit this architecture (missing: {missing[:3]}, "
+                f"unexpected: {extra[:3]})"
+            )
+        for key, target in expected.items():
+            value = weights[key]
+            if value.shape != target.shape:
+                raise ModelFileError(
+                    f"{key} has shape {value.shape} but the architecture needs {target.shape}"
+                )
+            target[...] = value
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for i, layer in enumerate(self.layers):
+            for group, arrays in (("param", layer.params), ("state", layer.state)):
+                for name, value in arrays.items():
+                    out[f"{group}.{i}.{name}"] = value
+        return out
+
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write spec, metadata and weights to one `.npz`, atomically (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "spec": np.array(json.dumps(self.spec)),
+            "meta": np.array(json.dumps(meta or {})),
+            **self._arrays(),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
+    """Read a model written by `Model.save`; returns (model, metadata). Never unpickles."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ModelFileError(
+                f"{path} contains pickled Python objects; model files hold only arrays, "
+                "so it was refused"
+            ) from exc
+        raise ModelFileError(f"{path} is not a readable model file ({exc})") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path} is not a readable model file ({exc})") from exc
+    if "spec" not in arrays:
+        raise ModelFileError(f"{path} has no architecture ('spec'); is it a model file?")
+    try:
+        spec = json.loads(str(arrays.pop("spec")))
+        meta = json.loads(str(arrays.pop("meta", np.array("{}"))))
+        model = Model(spec)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path} has an invalid architecture ({exc})") from exc
+    try:
+        model.set_weights({k: v.astype(F32, copy=False) for k, v in arrays.items()})
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+    return model, meta

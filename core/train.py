@@ -1,0 +1,238 @@
+"""The training loop that the CLI, the dashboard, the sweeps and the tests all drive.
+
+Progress goes to callbacks, per batch and per epoch. The loop keeps the weights
+of the best validation epoch, stops on request, on early stopping, or when the
+loss diverges, and touches the test set only once, at the very end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import augment
+from .config import TrainConfig, validate
+from .data import Dataset, batches, load_dataset, stratified_split, subset
+from .fpu import flush_denormals
+from .metrics import evaluate
+from .model import Model, spec_from_config
+from .optimizers import learning_rate, make_optimizer
+
+DIVERGED_LOSS = 100.0  # ln(10) ≈ 2.3 is chance; a loss this high means the weights blew up
+
+
+@dataclass
+class BatchStats:
+    epoch: int  # 1-based
+    batch: int  # 1-based within the epoch
+    batches: int
+    loss: float
+    accuracy: float
+    lr: float
+    elapsed: float  # seconds since training started
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float  # this epoch's wall time
+    elapsed: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    config: TrainConfig
+    status: str  # finished, stopped or diverged
+    reason: str
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_accuracy: float = 0.0
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    seconds: float = 0.0  # wall time of the training loop, without the final test
+
+
+class Callback:
+    """Override any of these; the loop calls them in order for every callback."""
+
+    def on_train_begin(self, model: Model, config: TrainConfig, n_train: int) -> None: ...
+    def on_batch_end(self, stats: BatchStats) -> None: ...
+    def on_epoch_end(self, stats: EpochStats, model: Model) -> None: ...
+    def on_train_end(self, result: TrainResult) -> None: ...
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # indices into dataset.train_images
+    val: np.ndarray
+
+
+def split_for(cfg: TrainConfig, dataset: Dataset) -> Split:
+    """The seeded, stratified train/validation split (and training subset) of a config."""
+    train_idx, val_idx = stratified_split(dataset.train_labels, cfg.val_size, cfg.seed)
+    if cfg.train_size:
+        train_idx = subset(train_idx, dataset.train_labels, cfg.train_size, cfg.seed)
+    return Split(train_idx, val_idx)
+
+
+def fit(
+    cfg: TrainConfig,
+    dataset: Dataset | None = None,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] | None = None,
+    evaluate_test: bool = True,
+    threads: int = 1,
+) -> TrainResult:
+    """Train a model for `cfg` on `dataset` (default: the config's data) and return the result."""
+    with compute_settings(threads):
+        return _fit(cfg, dataset, callbacks, should_stop, evaluate_test)
+
+
+@contextmanager
+def compute_settings(threads: int = 1) -> Iterator[None]:
+    """The numeric setting training runs under: BLAS threads, and denormals flushed to zero.
+
+    One BLAS thread is the default: on these small matrices a second one costs more in
+    synchronisation than it saves (benchmarks/bench_mlp.py shows it), and it leaves a core
+    free for the dashboard.
+    """
+    with threadpool_limits(limits=threads, user_api="blas"), flush_denormals():
+        yield
+
+
+def _fit(
+    cfg: TrainConfig,
+    dataset: Dataset | None,
+    callbacks: Sequence[Callback],
+    should_stop: Callable[[], bool] | None,
+    evaluate_test: bool,
+) -> TrainResult:
+    dataset = dataset if dataset is not None else load_dataset(cfg.data_dir or None)
+    validate(cfg, train_pool=len(dataset.train_labels))
+    split = split_for(cfg, dataset)
+    model = Model(spec_from_config(cfg, len(dataset.class_names)), seed=cfg.seed)
+    optimizer = make_optimizer(cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    rng = np.random.default_rng([cfg.seed, 1])  # shuffling and augmentation
+    transform = augment.batch_transform(cfg) if cfg.augments else None
+    images, labels = dataset.train_images, dataset.train_labels
+    val_images, val_labels = images[split.val], labels[split.val]
+    n_batches = math.ceil(len(split.train) / cfg.batch_size)
+
+    for cb in callbacks:
+        cb.on_train_begin(model, cfg, len(split.train))
+    result = TrainResult(model, cfg, "finished", "")
+    best_weights = model.get_weights()
+    best_val = -1.0
+    stale = 0
+    start = time.perf_counter()
+
+    def lr_at(epoch: float) -> float:
+        return learning_rate(
+            cfg.lr,
+            epoch,
+            cfg.epochs,
+            cfg.schedule,
+            cfg.warmup_epochs,
+            cfg.step_every,
+            cfg.step_gamma,
+        )
+
+    for epoch in range(cfg.epochs):
+        epoch_start = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        for b, (x, y) in enumerate(
+            batches(images, labels, split.train, cfg.batch_size, rng, transform)
+        ):
+            # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
+            lr = lr_at(epoch + (b + 0.5) / n_batches)
+            loss, logits = model.loss_and_grads(x, y)
+            if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+                result.status = "diverged"
+                result.reason = (
+                    f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
+                    f"{loss:.4g}. The learning rate {cfg.lr:g} is probably too high; "
+                    f"try {cfg.lr / 10:g} or lower."
+                )
+                break
+            optimizer.step(model.params, lr)
+            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+            loss_sum += loss * len(y)
+            correct += batch_correct
+            seen += len(y)
+            stats = BatchStats(
+                epoch + 1,
+                b + 1,
+                n_batches,
+                loss,
+                batch_correct / len(y),
+                lr,
+                time.perf_counter() - start,
+            )
+            for cb in callbacks:
+                cb.on_batch_end(stats)
+            if should_stop is not None and should_stop():
+                result.status, result.reason = (
+                    "stopped",
+                    f"Stopped by request in epoch {epoch + 1}.",
+                )
+                break
+        if result.status == "diverged" or seen == 0:
+            break
+        val = evaluate(model, val_images, val_labels)
+        now = time.perf_counter()
+        stats = EpochStats(
+            epoch + 1,
+            loss_sum / seen,
+            correct / seen,
+            val.loss,
+            val.accuracy,
+            lr_at(epoch),
+            now - epoch_start,
+            now - start,
+        )
+        result.history.append(stats)
+        if val.accuracy > best_val:
+            best_val, stale = val.accuracy, 0
+            best_weights = model.get_weights()
+            result.best_epoch = epoch + 1
+        else:
+            stale += 1
+        for cb in callbacks:
+            cb.on_epoch_end(stats, model)
+        if result.status == "stopped":
+            break
+        if cfg.patience and stale >= cfg.patience:
+            result.reason = (
+                f"Early stopping after epoch {epoch + 1}: validation accuracy has not improved "
+                f"for {cfg.patience} epochs; kept epoch {result.best_epoch}."
+            )
+            break
+
+    result.seconds = time.perf_counter() - start
+    if result.history:
+        model.set_weights(best_weights)
+        result.best_val_accuracy = best_val
+        if evaluate_test and result.status != "diverged":
+            test = evaluate(model, dataset.test_images, dataset.test_labels)
+            result.test_accuracy, result.test_loss = test.accuracy, test.loss
+    if not result.reason and result.status == "finished":
+        n = len(result.history)
+        result.reason = f"Finished {n} epoch{'s' if n != 1 else ''}."
+    for cb in callbacks:
+        cb.on_train_end(result)
+    return result

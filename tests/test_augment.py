@@ -1,0 +1,110 @@
+"""Batch augmentation: exact geometry, value range, reproducibility, labels untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from core.augment import augment_batch, elastic_field, gaussian_matrix, preview, warp
+from core.config import TrainConfig
+from core.data import batches
+
+ZEROS, ONES = np.zeros(3, np.float32), np.ones(3, np.float32)
+
+
+@pytest.fixture
+def digits(mnist) -> np.ndarray:
+    return mnist.train_images[:64].astype(np.float32) / 255
+
+
+def test_identity_transform_returns_the_images(digits):
+    n = len(digits)
+    out = warp(digits, np.zeros(n), np.ones(n), np.zeros(n), np.zeros(n))
+    np.testing.assert_allclose(out, digits, atol=1e-6)
+
+
+def test_whole_pixel_shift_matches_a_plain_shift(digits):
+    n = len(digits)
+    out = warp(digits, np.zeros(n), np.ones(n), np.full(n, 2.0), np.full(n, -3.0))
+    expected = ndimage.shift(digits, (0, 2, -3), order=0, mode="constant")
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+def test_rotation_by_90_degrees_is_counter_clockwise(digits):
+    n = len(digits)
+    out = warp(digits, np.full(n, 90.0), np.ones(n), np.zeros(n), np.zeros(n))
+    np.testing.assert_allclose(out, np.rot90(digits, k=1, axes=(1, 2)), atol=1e-5)
+
+
+def test_rotation_and_scale_match_scipy_affine_transform(digits):
+    angle, scale = 17.0, 1.15
+    n = len(digits)
+    out = warp(digits, np.full(n, angle), np.full(n, scale), np.zeros(n), np.zeros(n))
+    theta = np.deg2rad(angle)
+    inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / scale
+    centre = np.array([13.5, 13.5])
+    for img, got in zip(digits[:8], out[:8], strict=True):
+        want = ndimage.affine_transform(
+            img, inverse, offset=centre - inverse @ centre, order=1, mode="constant"
+        )
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_gaussian_matrix_is_scipys_gaussian_filter(rng):
+    noise = rng.random((5, 28, 28))
+    for sigma in (1.0, 4.0):
+        G = gaussian_matrix(28, sigma).astype(np.float64)
+        smoothed = np.einsum("ij,njk,lk->nil", G, noise, G)
+        expected = ndimage.gaussian_filter(noise, sigma, axes=(1, 2), mode="constant")
+        np.testing.assert_allclose(smoothed, expected, atol=1e-6)
+
+
+def test_elastic_field_is_smooth_and_scaled_by_alpha():
+    field = elastic_field(50, 28, 28, alpha=34.0, sigma=4.0, rng=np.random.default_rng(0))
+    assert field.shape == (100, 28, 28) and field.dtype == np.float32
+    # Neighbouring displacements are nearly equal: the field is smooth, not pixel noise.
+    # (iid noise would give a mean step about as large as the values themselves)
+    assert np.abs(np.diff(field, axis=2)).mean() < 0.3 * np.abs(field).mean()
+    doubled = elastic_field(50, 28, 28, alpha=68.0, sigma=4.0, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(doubled, 2 * field, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"rotate": 15}, {"shift": 3}, {"scale": 0.2}, {"elastic": 34},
+     {"rotate": 10, "shift": 2, "scale": 0.1, "elastic": 20}],
+    ids=["rotate", "shift", "scale", "elastic", "all"],
+)  # fmt: skip
+def test_augmentation_keeps_shape_dtype_range_and_is_seeded(digits, settings):
+    a = augment_batch(digits, np.random.default_rng(3), **settings)
+    b = augment_batch(digits, np.random.default_rng(3), **settings)
+    c = augment_batch(digits, np.random.default_rng(4), **settings)
+    assert a.shape == digits.shape and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.allclose(a, digits, atol=1e-3)
+    # A mild transform keeps most of the ink (nothing important falls off the edge).
+    assert a.sum() == pytest.approx(digits.sum(), rel=0.2)
+
+
+def test_augmented_batches_keep_their_labels(mnist):
+    cfg = TrainConfig(aug_rotate=20, aug_shift=3)
+    from core.augment import batch_transform
+
+    indices = np.arange(300)
+    plain = list(batches(mnist.train_images, mnist.train_labels, indices, 100,
+                         np.random.default_rng(0)))  # fmt: skip
+    augmented = list(batches(mnist.train_images, mnist.train_labels, indices, 100,
+                             np.random.default_rng(0), batch_transform(cfg)))  # fmt: skip
+    for (x0, y0), (x1, y1) in zip(plain, augmented, strict=True):
+        np.testing.assert_array_equal(y0, y1)
+        assert x1.shape == x0.shape and not np.array_equal(x0, x1)
+
+
+def test_preview_grid(mnist):
+    grid = preview(mnist.train_images[:4], TrainConfig(aug_rotate=30), variants=5, seed=1)
+    assert grid.shape == (4, 6, 28, 28)
+    np.testing.assert_allclose(grid[:, 0], mnist.train_images[:4] / 255, atol=1e-6)
+    assert not np.allclose(grid[:, 1], grid[:, 2])

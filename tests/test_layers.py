@@ -1,0 +1,242 @@
+"""Every layer's backward pass against finite differences, and a few exact forward values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import layers as L
+from core.losses import softmax, softmax_cross_entropy
+from core.model import Model
+from tests.gradcheck import TOLERANCE, check_layer, numeric_grad, relative_error, sample_indices
+
+
+def built(layer: L.Layer, input_shape: tuple[int, ...], seed: int = 0) -> L.Layer:
+    """Build `layer` and move its arrays to float64 for a tight gradient check."""
+    layer.build(input_shape, np.random.default_rng(seed))
+    for arrays in (layer.params, layer.grads, layer.state):
+        for name, value in arrays.items():
+            arrays[name] = value.astype(np.float64)
+    return layer
+
+
+def assert_gradients_match(errors: dict[str, float]) -> None:
+    assert errors, "nothing was checked"
+    for name, err in errors.items():
+        assert err < TOLERANCE, f"gradient of {name} is off: relative error {err:.2e}"
+
+
+# Inputs avoid the kinks of ReLU and max-pool (|x| > 1e-3) so central differences are valid.
+def smooth_input(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < 1e-3, 0.5, x)
+
+
+DENSE_INPUT = (6, 7)
+CASES = [
+    ("dense he", lambda: L.Dense(5), DENSE_INPUT),
+    ("dense lecun", lambda: L.Dense(3, init="lecun"), DENSE_INPUT),
+    ("relu", L.ReLU, DENSE_INPUT),
+    ("leaky_relu", lambda: L.LeakyReLU(0.1), DENSE_INPUT),
+    ("tanh", L.Tanh, DENSE_INPUT),
+    ("sigmoid", L.Sigmoid, DENSE_INPUT),
+    ("flatten", L.Flatten, (3, 4, 5, 2)),
+    ("dropout", lambda: L.Dropout(0.4), DENSE_INPUT),
+    ("batchnorm dense", L.BatchNorm, DENSE_INPUT),
+    ("batchnorm conv", L.BatchNorm, (3, 4, 5, 2)),
+    ("maxpool 2", lambda: L.MaxPool2D(2), (2, 6, 6, 3)),
+    ("maxpool 3 odd size", lambda: L.MaxPool2D(3), (2, 7, 8, 2)),
+]
+CONV_CASES = [
+    (1, "same", 1, 2),
+    (2, "same", 2, 3),
+    (3, "same", 1, 4),
+    (3, "valid", 3, 2),
+    (5, "same", 2, 3),
+    (4, "valid", 1, 2),
+]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(("name", "make", "shape"), CASES, ids=[c[0] for c in CASES])
+def test_layer_gradients(name, make, shape, training, rng):
+    layer = built(make(), shape[1:])
+    x = smooth_input(shape, rng)
+    if isinstance(layer, L.BatchNorm) and not training:
+        # Give evaluation mode non-trivial running statistics first.
+        for _ in range(3):
+            layer.forward(smooth_input(shape, rng) * 2 + 1, training=True)
+    assert_gradients_match(check_layer(layer, x, training))
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(("kernel", "padding", "channels", "filters"), CONV_CASES)
+def test_conv2d_gradients(kernel, padding, channels, filters, training, rng):
+    layer = built(L.Conv2D(filters, kernel, padding), (7, 6, channels))
+    layer.params["b"][:] = rng.standard_normal(filters)
+    x = rng.standard_normal((2, 7, 6, channels))
+    assert_gradients_match(check_layer(layer, x, training))
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [(3, "same"), (2, "same"), (3, "valid")])
+def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
+    layer = built(L.Conv2D(2, kernel, padding), (5, 6, 3))
+    x = rng.standard_normal((2, 5, 6, 3))
+    y = layer.forward(x)
+    before = (kernel - 1) // 2 if padding == "same" else 0
+    after = kernel - 1 - before if padding == "same" else 0
+    xp = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+    W, b = layer.params["W"], layer.params["b"]
+    expected = np.zeros_like(y)
+    for n in range(y.shape[0]):
+        for i in range(y.shape[1]):
+            for j in range(y.shape[2]):
+                patch = xp[n, i : i + kernel, j : j + kernel, :]  # (k, k, C)
+                for f in range(W.shape[0]):
+                    expected[n, i, j, f] = np.sum(patch * W[f].transpose(1, 2, 0)) + b[f]
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+    assert y.shape == ((2, 5, 6, 2) if padding == "same" else (2, 3, 4, 2))
+
+
+def test_maxpool_ties_route_gradient_to_first_maximum():
+    layer = built(L.MaxPool2D(2), (4, 4, 1))
+    x = np.zeros((1, 4, 4, 1))
+    x[0, 2:, 2:, 0] = 7.0  # the whole bottom-right window ties at 7
+    x[0, 0, 1, 0] = 3.0  # a single maximum in the top-left window
+    y = layer.forward(x, training=True)
+    assert y[0, :, :, 0].tolist() == [[3.0, 0.0], [0.0, 7.0]]
+    dy = np.arange(1.0, 5.0).reshape(1, 2, 2, 1)
+    dx = layer.backward(dy)[0, :, :, 0]
+    assert dx.sum() == dy.sum()  # every output's gradient lands exactly once
+    assert np.count_nonzero(dx) == 4
+    assert dx[0, 1] == 1.0  # the top-left window's unique maximum
+    assert dx[2, 2] == 4.0  # the first of the four tied maxima, in row-major order
+    assert dx[0, 0] == 2.0 or dx[0, 2] == 2.0  # the all-zero window sends it to its first cell
+
+
+def test_maxpool_ties_match_one_sided_differences():
+    """With ties the subgradient we pick is the right-hand derivative of the first maximum."""
+    layer = built(L.MaxPool2D(2), (2, 2, 1))
+    x = np.array([[[[1.0], [1.0]], [[0.5], [1.0]]]])
+    layer.forward(x, training=True)
+    dx = layer.backward(np.ones((1, 1, 1, 1)))
+    eps = 1e-6
+    bumped = x.copy()
+    bumped[0, 0, 0, 0] += eps
+    assert (layer.forward(bumped)[0, 0, 0, 0] - 1.0) / eps == pytest.approx(dx[0, 0, 0, 0])
+
+
+def test_dropout_is_identity_at_evaluation_and_scales_in_training(rng):
+    layer = built(L.Dropout(0.25), (1000,))
+    x = np.ones((4, 1000))
+    assert layer.forward(x, training=False) is x
+    y = layer.forward(x, training=True)
+    kept = y != 0
+    assert np.allclose(y[kept], 1 / 0.75)
+    assert 0.70 < kept.mean() < 0.80
+
+
+def test_batchnorm_running_statistics_converge_to_data_statistics(rng):
+    layer = built(L.BatchNorm(momentum=0.5), (3,))
+    for _ in range(40):
+        layer.forward(rng.normal([1.0, -2.0, 0.0], [1.0, 3.0, 0.5], size=(500, 3)), True)
+    np.testing.assert_allclose(layer.state["mean"], [1.0, -2.0, 0.0], atol=0.3)
+    np.testing.assert_allclose(layer.state["var"], [1.0, 9.0, 0.25], rtol=0.25)
+    y = layer.forward(np.array([[1.0, -2.0, 0.0]]), training=False)
+    np.testing.assert_allclose(y, 0.0, atol=0.3)
+
+
+def test_layers_keep_float32(rng):
+    spec = {
+        "input_shape": [8, 8, 1],
+        "layers": [
+            {"type": "conv2d", "filters": 3, "kernel_size": 3},
+            {"type": "batchnorm"},
+            {"type": "leaky_relu"},
+            {"type": "maxpool2d"},
+            {"type": "flatten"},
+            {"type": "dense", "units": 6},
+            {"type": "tanh"},
+            {"type": "dropout", "rate": 0.3},
+            {"type": "sigmoid"},
+            {"type": "dense", "units": 4},
+        ],
+    }
+    model = Model(spec, seed=0)
+    x = rng.random((5, 8, 8, 1), dtype=np.float32)
+    logits = model.forward(x, training=True)
+    assert logits.dtype == np.float32
+    _, dlogits = softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 0]))
+    assert dlogits.dtype == np.float32
+    model.backward(dlogits)
+    for p in model.params:
+        assert p.value.dtype == np.float32 and p.grad.dtype == np.float32
+
+
+def test_softmax_cross_entropy_is_stable_and_matches_definition(rng):
+    logits = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
+    loss, grad = softmax_cross_entropy(logits, np.array([0, 2]))
+    p = softmax(logits)
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1)
+    expected = -(np.log(p[0, 0]) + np.log(p[1, 2])) / 2
+    assert loss == pytest.approx(expected)
+    onehot = np.array([[1, 0, 0], [0, 0, 1]])
+    np.testing.assert_allclose(grad, (p - onehot) / 2)
+
+
+def _model_check(spec: dict, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    model = Model(spec, seed=3).astype(np.float64)
+    dropouts = [layer for layer in model.layers if isinstance(layer, L.Dropout)]
+
+    def loss() -> float:
+        for layer in dropouts:
+            layer.rng = np.random.default_rng(7)
+        return softmax_cross_entropy(model.forward(x, training=True), labels)[0]
+
+    loss()
+    for layer in dropouts:
+        layer.rng = np.random.default_rng(7)
+    model.loss_and_grads(x, labels)
+    analytic = [p.grad.copy() for p in model.params]
+    rng = np.random.default_rng(0)
+    errors = {}
+    for k, p in enumerate(model.params):
+        idx = sample_indices(p.value.shape, rng, n=15)
+        numeric = numeric_grad(loss, p.value, idx)
+        errors[f"param {k}"] = relative_error(np.array([analytic[k][i] for i in idx]), numeric)
+    return errors
+
+
+def test_whole_mlp_gradient(rng):
+    spec = {
+        "input_shape": [4, 4, 1],
+        "layers": [
+            {"type": "flatten"},
+            {"type": "dense", "units": 12},
+            {"type": "batchnorm"},
+            {"type": "relu"},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "units": 8},
+            {"type": "tanh"},
+            {"type": "dense", "units": 5, "init": "lecun"},
+        ],
+    }
+    x = smooth_input((6, 4, 4, 1), rng)
+    assert_gradients_match(_model_check(spec, x, rng.integers(0, 5, 6)))
+
+
+def test_whole_cnn_gradient(rng):
+    spec = {
+        "input_shape": [8, 8, 1],
+        "layers": [
+            {"type": "conv2d", "filters": 3, "kernel_size": 3},
+            {"type": "sigmoid"},
+            {"type": "maxpool2d"},
+            {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "valid"},
+            {"type": "leaky_relu"},
+            {"type": "flatten"},
+            {"type": "dense", "units": 3},
+        ],
+    }
+    x = rng.standard_normal((3, 8, 8, 1))
+    assert_gradients_match(_model_check(spec, x, np.array([0, 1, 2])))
