@@ -1,0 +1,301 @@
+"""Command line: `python -m core train | evaluate | predict`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from . import presets
+from .config import HELP, ConfigError, TrainConfig, validate
+from .data import DataError, load_dataset
+from .metrics import confusion_matrix, evaluate, per_class
+from .model import ModelFileError, load_model
+from .preprocess import ImageError, load_image, prepare
+from .train import BatchStats, Callback, EpochStats, TrainResult, fit
+
+PROG = "python -m core"
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch on stderr, and one line of metrics per finished epoch."""
+
+    def __init__(self, stream: Any, show_bar: bool = True) -> None:
+        self.stream, self.show_bar = stream, show_bar
+        self.bar: tqdm | None = None
+
+    def on_train_begin(self, model: Any, config: TrainConfig, n_train: int) -> None:
+        self.epochs = config.epochs
+        print(
+            f"Training {config.arch} ({model.n_params:,} parameters) on {n_train:,} images "
+            f"for {config.epochs} epochs",
+            file=self.stream,
+            flush=True,
+        )
+
+    def on_batch_end(self, stats: BatchStats) -> None:
+        if not self.show_bar:
+            return
+        if self.bar is None:
+            self.bar = tqdm(
+                total=stats.batches,
+                desc=f"epoch {stats.epoch}/{self.epochs}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
+            )
+        self.bar.update(1)
+        if stats.batch % 20 == 0 or stats.batch == stats.batches:
+            self.bar.set_postfix(loss=f"{stats.loss:.3f}", refresh=False)
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_epoch_end(self, stats: EpochStats, model: Any) -> None:
+        self._close()
+        print(
+            f"epoch {stats.epoch:3d}  loss {stats.train_loss:.4f}  acc {stats.train_accuracy:.4f}"
+            f"  val_loss {stats.val_loss:.4f}  val_acc {stats.val_accuracy:.4f}"
+            f"  lr {stats.lr:.3g}  {stats.seconds:.1f}s",
+            file=self.stream,
+            flush=True,
+        )
+
+    def on_train_end(self, result: TrainResult) -> None:
+        self._close()
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network and save it",
+        description="Train a network on MNIST (or --data-dir) and save it as .npz.",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=presets.preset_names(),
+        help="starting configuration; flags below override it (default: default)",
+    )
+    p.add_argument("--out", type=Path, help="where to save the model (.npz)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = p.add_argument_group("settings (override the preset)")
+    for f in dataclasses.fields(TrainConfig):
+        group.add_argument(_flag(f.name), dest=f"set_{f.name}", metavar="V", help=HELP[f.name])
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="test accuracy and per-class scores of a saved model")
+    p.set_defaults(subparser=p)
+    p.add_argument("model", type=Path)
+    p.add_argument("--data-dir", help="folder of IDX files (default: the model's own data)")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="recognise digits in image files",
+        description="Recognise one handwritten digit per PNG / JPEG file.",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("model", type=Path)
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="A NumPy neural network for MNIST.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    return parser
+
+
+def _interrupt_flag() -> Any:
+    """First Ctrl-C asks training to stop cleanly (keeping the best weights); a second aborts."""
+    requested = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+    return requested.is_set
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    overrides = {
+        name[4:]: v for name, v in vars(args).items() if name.startswith("set_") and v is not None
+    }
+    try:
+        cfg = presets.preset(args.preset).replace(**overrides)
+    except ConfigError as exc:
+        parser.error(f"{_flag(exc.field)}: {exc.message}")
+    dataset = load_dataset(cfg.data_dir or None)
+    try:
+        validate(cfg, train_pool=len(dataset.train_labels))
+    except ConfigError as exc:
+        parser.error(f"{_flag(exc.field)}: {exc.message}")
+    out_stream = sys.stderr if args.json else sys.stdout
+    name = f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or Path("runs") / name / "model.npz"
+    result = fit(
+        cfg,
+        dataset,
+        [ProgressBar(out_stream, show_bar=not args.quiet)],
+        should_stop=_interrupt_flag(),
+    )
+    saved = None
+    if result.status != "diverged" and result.history:
+        saved = result.model.save(
+            out,
+            meta={
+                "config": cfg.to_dict(),
+                "dataset": dataset.name,
+                "class_names": list(dataset.class_names),
+                "test_accuracy": result.test_accuracy,
+                "val_accuracy": result.best_val_accuracy,
+                "epochs": len(result.history),
+                "best_epoch": result.best_epoch,
+                "seconds": result.seconds,
+            },
+        )
+    summary = {
+        "status": result.status,
+        "reason": result.reason,
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test_loss,
+        "val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "seconds": round(result.seconds, 3),
+        "model_path": str(saved) if saved else None,
+        "config": cfg.to_dict(),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    if result.status == "diverged":
+        print(f"{PROG} train: {result.reason}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(result.reason)
+        if result.test_accuracy is not None:
+            print(
+                f"test accuracy {result.test_accuracy:.2%} (best epoch {result.best_epoch}, "
+                f"val {result.best_val_accuracy:.2%}), {result.seconds:.1f}s of training"
+            )
+        if saved:
+            print(f"saved {saved}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model, meta = load_model(args.model)
+    data_dir = args.data_dir or meta.get("config", {}).get("data_dir") or None
+    dataset = load_dataset(data_dir)
+    result = evaluate(model, dataset.test_images, dataset.test_labels)
+    cm = confusion_matrix(result.labels, result.predictions, model.n_classes)
+    scores = per_class(cm)
+    rows = [
+        {"class": dataset.class_names[c], **{k: float(v[c]) for k, v in scores.items()}}
+        for c in range(model.n_classes)
+    ]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": str(args.model),
+                    "dataset": dataset.name,
+                    "test_accuracy": result.accuracy,
+                    "test_loss": result.loss,
+                    "per_class": rows,
+                    "confusion_matrix": cm.tolist(),
+                }
+            )
+        )
+        return 0
+    print(
+        f"{args.model}: test accuracy {result.accuracy:.2%}, loss {result.loss:.4f} "
+        f"on {len(result.labels):,} {dataset.name} test images"
+    )
+    print(f"{'class':>12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}")
+    for row in rows:
+        print(
+            f"{row['class']:>12} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} "
+            f"{int(row['support']):7d}"
+        )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model, meta = load_model(args.model)
+    names = meta.get("class_names") or [str(i) for i in range(model.n_classes)]
+    answers, failed = [], False
+    for path in args.images:
+        answer: dict[str, Any] = {"file": str(path), "digit": None, "probability": None}
+        try:
+            prepared = prepare(load_image(path))
+        except ImageError as exc:
+            answer["error"] = str(exc)
+            failed = True
+        else:
+            if prepared.ok:
+                probs = model.predict_proba(prepared.image[None, :, :, None])[0]
+                best = int(np.argmax(probs))
+                answer.update(
+                    digit=names[best],
+                    probability=float(probs[best]),
+                    probabilities=[round(float(p), 6) for p in probs],
+                )
+            else:
+                answer["reason"] = prepared.reason
+        answers.append(answer)
+        if not args.json:
+            if "error" in answer:
+                print(f"{PROG} predict: error: {answer['error']}", file=sys.stderr)
+            elif answer["digit"] is None:
+                print(f"{path}: {answer['reason']}")
+            else:
+                print(f"{path}: {answer['digit']} ({answer['probability']:.1%})")
+    if args.json:
+        print(json.dumps(answers))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args, args.subparser)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        return _predict(args)
+    except (DataError, ModelFileError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130

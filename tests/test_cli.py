@@ -1,0 +1,162 @@
+"""The command line, run as a user would: `python -m core ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+
+
+def test_train_on_a_subset_prints_progress_and_json(tmp_path):
+    out = tmp_path / "model.npz"
+    result = cli("train", "--train-size", "3000", "--epochs", "2", "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished"
+    assert summary["epochs"] == 2
+    assert summary["model_path"] == str(out) and out.exists()
+    assert 0.85 < summary["test_accuracy"] <= 1 and 0.85 < summary["val_accuracy"] <= 1
+    assert summary["seconds"] > 0
+    assert summary["config"]["train_size"] == 3000
+    # Per-epoch metrics go to stderr when stdout is reserved for JSON.
+    assert "epoch   2" in result.stderr and "val_acc" in result.stderr
+
+
+def test_train_human_output_and_preset(tmp_path):
+    out = tmp_path / "seed.npz"
+    result = cli("train", "--preset", "seed", "--train-size", "2000", "--batch-size", "2000",
+                 "--epochs", "3", "--out", str(out), "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch   3" in result.stdout
+    assert "test accuracy" in result.stdout and f"saved {out}" in result.stdout
+
+
+def test_default_output_goes_under_runs(tmp_path):
+    result = cli("train", "--train-size", "500", "--epochs", "1", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = list((tmp_path / "runs").glob("default-*/model.npz"))
+    assert len(saved) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "-1"], "--lr: learning rate must be above 0"),
+        (["--lr", "abc"], "--lr: 'abc' is not a number"),
+        (["--hidden", "128,,64"], "--hidden: '128,,64' is not a list of whole numbers"),
+        (["--hidden", "128,0"], "--hidden: every layer needs between 1 and 8192 units"),
+        (["--epochs", "0"], "--epochs: must be between 1 and 1000"),
+        (["--batch-size", "600", "--train-size", "500"], "--batch-size: 600 is larger"),
+        (["--dropout", "1"], "--dropout: must be in [0, 1)"),
+        (["--preset", "nope"], "invalid choice: 'nope'"),
+        (["--optimizer", "lbfgs"], "--optimizer: 'lbfgs' is not one of sgd, adam"),
+        (["--arch", "cnn", "--kernel-size", "9", "--conv", "8,8,8", "--padding", "valid"],
+         "--kernel-size: kernel 9x9 with 3 convolution blocks"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_get_a_usage_message(args, message):
+    result = cli("train", *args)
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "usage: python -m core train" in result.stderr
+    assert message in result.stderr
+
+
+def test_diverging_run_exits_non_zero_with_advice(tmp_path):
+    result = cli("train", "--lr", "50", "--train-size", "1000", "--out", str(tmp_path / "m.npz"))
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "diverged" in result.stderr and "try 5 or lower" in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_evaluate_prints_accuracy_and_per_class_table(small_model_path):
+    human = cli("evaluate", small_model_path)
+    assert human.returncode == 0, human.stderr
+    assert "test accuracy" in human.stdout and "precision" in human.stdout
+    assert len([line for line in human.stdout.splitlines() if line.strip()[:1].isdigit()]) == 10
+    result = cli("evaluate", small_model_path, "--json")
+    report = json.loads(result.stdout)
+    assert 0.9 < report["test_accuracy"] < 1
+    assert len(report["per_class"]) == 10
+    cm = np.array(report["confusion_matrix"])
+    assert cm.sum() == 10_000
+    assert np.trace(cm) / 10_000 == pytest.approx(report["test_accuracy"])
+
+
+def test_evaluate_a_corrupt_model_is_a_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 definitely not a zip")
+    result = cli("evaluate", str(bad))
+    assert result.returncode == 2
+    assert_no_traceback(result)
+    assert "bad.npz is not a readable model file" in result.stderr
+
+
+def test_predict_digits_in_image_files(mnist, small_model_path, tmp_path):
+    from core.model import load_model
+    from core.preprocess import prepare
+
+    model = load_model(small_model_path)[0]
+    files, labels = [], []
+    for i, (digit, label) in enumerate(zip(mnist.test_images, mnist.test_labels, strict=True)):
+        probs = model.predict_proba(prepare(digit / 255.0).image[None, :, :, None])
+        if probs.argmax() != label or probs.max() < 0.9:
+            continue  # only digits the small model is sure of
+        big = Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BICUBIC)
+        path = tmp_path / f"digit{i}.{'png' if i % 2 else 'jpg'}"
+        big.convert("RGB").save(path)  # dark ink on white paper, like a scan
+        files.append(path)
+        labels.append(int(label))
+        if len(files) == 6:
+            break
+    blank = tmp_path / "blank.png"
+    Image.new("L", (100, 100), 255).save(blank)
+    result = cli("predict", small_model_path, *map(str, files), str(blank), "--json")
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [a["digit"] for a in answers[:-1]] == [str(label) for label in labels]
+    assert all(0.5 < a["probability"] <= 1 for a in answers[:-1])
+    assert answers[-1]["digit"] is None and "no digit found" in answers[-1]["reason"]
+    human = cli("predict", small_model_path, str(files[0]), str(blank))
+    assert human.stdout.splitlines()[0].startswith(f"{files[0]}: {labels[0]} (")
+    assert "blank.png: no digit found" in human.stdout
+
+
+def test_predict_a_non_image_and_a_missing_file(small_model_path, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a digit")
+    result = cli("predict", small_model_path, str(text), str(tmp_path / "missing.png"))
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    assert "notes.txt could not be read as an image" in result.stderr
+    assert "missing.png: no such file" in result.stderr
+
+
+def test_missing_subcommand_and_missing_model():
+    assert cli().returncode == 2
+    result = cli("predict", "nowhere.npz", "x.png")
+    assert result.returncode == 2 and "nowhere.npz does not exist" in result.stderr
+    assert_no_traceback(result)
