@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache, partial
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .config import TrainConfig
 
@@ -73,24 +74,30 @@ def warp(
     coords = rows @ _grid(h, w)  # (2N, H*W): source y of every pixel, then source x
     if displacement is not None:
         coords += displacement.reshape(2 * n, h * w)
-    # modf's whole part is the floor for in-range (positive) coordinates; any coordinate
-    # outside is clipped onto the zero border, where all four taps read 0 whatever the weights.
-    frac, whole = np.modf(coords)
-    base = whole.astype(np.int32)
+    # A coordinate outside the image is clipped onto the zero border, where all four taps
+    # read 0 whatever the weights.
     hp, wp = h + 2 * _PAD, w + 2 * _PAD
-    np.clip(base[:n], 0, hp - 2, out=base[:n])
-    np.clip(base[n:], 0, wp - 2, out=base[n:])
-    index = base[:n] * wp + base[n:]
+    np.clip(coords[:n], 0, hp - 2, out=coords[:n])
+    np.clip(coords[n:], 0, wp - 2, out=coords[n:])
+    floor = np.floor(coords)
+    base = floor.astype(np.int32)
+    frac = np.subtract(coords, floor, out=coords)
+    index = base[:n] * wp
+    index += base[n:]
     index += (np.arange(n, dtype=np.int32) * (hp * wp))[:, None]
-    padded = np.zeros((n, hp, wp), F32)
-    padded[:, _PAD : _PAD + h, _PAD : _PAD + w] = x
-    flat = padded.ravel()
-    top_left, top_right = flat.take(index), flat[1:].take(index)
-    bottom_left, bottom_right = flat[wp:].take(index), flat[wp + 1 :].take(index)
+    index = index.astype(np.intp)
+    size = n * hp * wp + wp + 2  # a spare row: every tap stays inside
+    padded = np.zeros(size + size % 2, F32)  # even, for the 8-byte view below
+    padded[: n * hp * wp].reshape(n, hp, wp)[:, _PAD : _PAD + h, _PAD : _PAD + w] = x
+    # Each gather fetches two horizontal neighbours at once, read as one 8-byte number
+    # through a view that starts a new pair at every float: half the gathers of four taps.
+    pairs = as_strided(padded.view(np.float64), shape=(len(padded) - 1,), strides=(4,))
+    top = pairs.take(index).view(F32).reshape(n, h * w, 2)
+    bottom = pairs.take(index + wp).view(F32).reshape(n, h * w, 2)
     fy, fx = frac[:n], frac[n:]
-    top = top_left + fx * (top_right - top_left)
-    bottom = bottom_left + fx * (bottom_right - bottom_left)
-    out = top + fy * (bottom - top)
+    top_row = top[..., 0] + fx * (top[..., 1] - top[..., 0])
+    bottom_row = bottom[..., 0] + fx * (bottom[..., 1] - bottom[..., 0])
+    out = top_row + fy * (bottom_row - top_row)
     return out.reshape(n, h, w)
 
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import queue
 import struct
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = REPO_ROOT / "data" / "mnist"
@@ -206,3 +211,49 @@ def batches(
         if transform is not None:
             x = transform(x[..., 0], rng).reshape(x.shape)
         yield x, labels[chunk]
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate over `items` while a background thread prepares the next `depth` of them.
+
+    NumPy releases the GIL inside its loops, so converting and augmenting the next batch
+    runs on the core that training's single BLAS thread leaves free. Errors in the
+    producer are raised here; leaving the loop early stops the producer.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(end)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+@dataclass
+class _Failed:
+    error: BaseException

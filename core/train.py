@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from . import augment
 from .config import TrainConfig, validate
-from .data import Dataset, batches, load_dataset, stratified_split, subset
+from .data import Dataset, batches, load_dataset, prefetch, stratified_split, subset
 from .fpu import flush_denormals
 from .metrics import evaluate
 from .model import Model, spec_from_config
@@ -155,9 +155,8 @@ def _fit(
     for epoch in range(cfg.epochs):
         epoch_start = time.perf_counter()
         loss_sum = correct = seen = 0.0
-        for b, (x, y) in enumerate(
-            batches(images, labels, split.train, cfg.batch_size, rng, transform)
-        ):
+        epoch_batches = batches(images, labels, split.train, cfg.batch_size, rng, transform)
+        for b, (x, y) in enumerate(prefetch(epoch_batches)):
             # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
             lr = lr_at(epoch + (b + 0.5) / n_batches)
             loss, logits = model.loss_and_grads(x, y)
