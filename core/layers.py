@@ -236,8 +236,9 @@ class BatchNorm(Layer):
 class Conv2D(Layer):
     """2-D convolution, stride 1, as one matrix product over im2col columns.
 
-    W has PyTorch's layout (filters, channels, kh, kw); 'same' pads by (k-1)/2 on
-    each side (the extra pixel of an even kernel goes bottom/right).
+    W has Keras's layout (kh, kw, channels, filters), so that each column of the image,
+    (kh, kw, channels) with channels innermost, is copied from contiguous memory. 'same'
+    pads by (k-1)/2 on each side (the extra pixel of an even kernel goes bottom/right).
     """
 
     kind = "conv2d"
@@ -265,7 +266,7 @@ class Conv2D(Layer):
             raise ValueError(f"kernel {k}x{k} is larger than its {h}x{w} input")
         fan_in = c * k * k
         gain = 2.0 if self.init == "he" else 1.0
-        W = rng.standard_normal((self.filters, c, k, k), dtype=F32) * F32(np.sqrt(gain / fan_in))
+        W = rng.standard_normal((k, k, c, self.filters), dtype=F32) * F32(np.sqrt(gain / fan_in))
         self.params = {"W": W, "b": np.zeros(self.filters, F32)}
         self.grads = {name: np.zeros_like(v) for name, v in self.params.items()}
         return out_h, out_w, self.filters
@@ -277,28 +278,28 @@ class Conv2D(Layer):
         k = self.kernel_size
         windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
         n, out_h, out_w = windows.shape[:3]
-        self.cols = windows.reshape(n * out_h * out_w, -1)  # copies into contiguous columns
+        # Copy into contiguous columns ordered (kh, kw, C), matching W's layout.
+        self.cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * out_h * out_w, -1)
         self.padded_shape = x.shape
-        y = self.cols @ self.params["W"].reshape(self.filters, -1).T
+        y = self.cols @ self.params["W"].reshape(-1, self.filters)
         y += self.params["b"]
         return y.reshape(n, out_h, out_w, self.filters)
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         dy2 = dy.reshape(-1, self.filters)
-        self.grads["W"][...] = (dy2.T @ self.cols).reshape(self.params["W"].shape)
+        np.matmul(self.cols.T, dy2, out=self.grads["W"].reshape(-1, self.filters))
         np.sum(dy2, axis=0, out=self.grads["b"])
         if not need_dx:
             return None
         n, out_h, out_w, _ = dy.shape
-        k = self.kernel_size
-        dcols = (dy2 @ self.params["W"].reshape(self.filters, -1)).reshape(
-            n, out_h, out_w, -1, k, k
-        )
-        # col2im: a loop over the k*k kernel offsets, each a strided add over the whole batch.
+        W = self.params["W"]
+        # col2im, one kernel offset at a time: the input gradient of every pixel that the
+        # offset (i, j) touched is dy @ W[i, j]ᵀ, added over the whole batch at once.
         dx = np.zeros(self.padded_shape, dy.dtype)
-        for i in range(k):
-            for j in range(k):
-                dx[:, i : i + out_h, j : j + out_w, :] += dcols[..., i, j]
+        for i in range(self.kernel_size):
+            for j in range(self.kernel_size):
+                dx_ij = (dy2 @ W[i, j].T).reshape(n, out_h, out_w, -1)
+                dx[:, i : i + out_h, j : j + out_w, :] += dx_ij
         before, after = self._pads()
         if before or after:
             dx = dx[:, before : dx.shape[1] - after, before : dx.shape[2] - after, :]
@@ -315,7 +316,11 @@ class Conv2D(Layer):
 
 
 class MaxPool2D(Layer):
-    """Max over non-overlapping p×p windows; a tie sends the gradient to the first maximum."""
+    """Max over non-overlapping p×p windows; a tie sends the gradient to the first maximum.
+
+    The window's p² positions are read as p² strided views of the input (no copies), and
+    `which` remembers the winning position of every output for the backward pass.
+    """
 
     kind = "maxpool2d"
 
@@ -330,31 +335,29 @@ class MaxPool2D(Layer):
             raise ValueError(f"pool {p}x{p} is larger than its {h}x{w} input")
         return h // p, w // p, c
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def _views(self, x: np.ndarray) -> list[np.ndarray]:
+        """The p² positions of every window in row-major order, each an (N, H/p, W/p, C) view."""
         p = self.pool_size
-        n, h, w, c = x.shape
-        oh, ow = h // p, w // p
+        oh, ow = x.shape[1] // p, x.shape[2] // p
+        return [x[:, i : oh * p : p, j : ow * p : p, :] for i in range(p) for j in range(p)]
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.in_shape = x.shape
-        windows = (
-            x[:, : oh * p, : ow * p, :]
-            .reshape(n, oh, p, ow, p, c)
-            .transpose(0, 1, 3, 5, 2, 4)
-            .reshape(n, oh, ow, c, p * p)
-        )
-        self.argmax = windows.argmax(axis=-1)[..., None]
-        return np.take_along_axis(windows, self.argmax, axis=-1)[..., 0]
+        # A knock-out tournament between the window's positions: each round keeps the larger
+        # of every pair (the earlier one on a tie) and which position it came from.
+        players = [(view, np.uint8(k)) for k, view in enumerate(self._views(x))]
+        while len(players) > 1:
+            winners = []
+            for (a, where_a), (b, where_b) in zip(players[::2], players[1::2], strict=False):
+                winners.append((np.maximum(a, b), np.where(b > a, where_b, where_a)))
+            players = winners + players[len(winners) * 2 :]
+        y, self.which = players[0]
+        return np.array(y)  # a copy when the pool is 1x1 and y is still a view of x
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        p = self.pool_size
-        n, oh, ow, c = dy.shape
-        dwin = np.zeros((n, oh, ow, c, p * p), dy.dtype)
-        np.put_along_axis(dwin, self.argmax, dy[..., None], axis=-1)
         dx = np.zeros(self.in_shape, dy.dtype)
-        dx[:, : oh * p, : ow * p, :] = (
-            dwin.reshape(n, oh, ow, c, p, p)
-            .transpose(0, 1, 4, 2, 5, 3)
-            .reshape(n, oh * p, ow * p, c)
-        )
+        for position, view in enumerate(self._views(dx)):
+            np.multiply(dy, self.which == position, out=view)
         return dx
 
     def get_config(self) -> dict[str, Any]:

@@ -49,8 +49,12 @@ def spec_from_config(cfg: TrainConfig, n_classes: int = 10) -> dict[str, Any]:
                     "init": cfg.init,
                 }
             )
-            activation()
+            if cfg.batchnorm:
+                layers.append({"type": "batchnorm"})
+            # Pooling before the activation gives the same result (every activation here is
+            # increasing, so it commutes with max) on a quarter of the numbers.
             layers.append({"type": "maxpool2d", "pool_size": 2})
+            layers.append({"type": cfg.activation})
     layers.append({"type": "flatten"})
     for units in cfg.hidden:
         layers.append({"type": "dense", "units": units, "init": cfg.init})

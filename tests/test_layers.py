@@ -92,8 +92,8 @@ def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
         for i in range(y.shape[1]):
             for j in range(y.shape[2]):
                 patch = xp[n, i : i + kernel, j : j + kernel, :]  # (k, k, C)
-                for f in range(W.shape[0]):
-                    expected[n, i, j, f] = np.sum(patch * W[f].transpose(1, 2, 0)) + b[f]
+                for f in range(W.shape[-1]):
+                    expected[n, i, j, f] = np.sum(patch * W[:, :, :, f]) + b[f]
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
     assert y.shape == ((2, 5, 6, 2) if padding == "same" else (2, 3, 4, 2))
 
