@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,7 +22,9 @@ from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError, load_model
 from .preprocess import ImageError, load_image, prepare
-from .train import BatchStats, Callback, EpochStats, TrainResult, fit
+from .runs import RUNS_DIR_ENV, RunStore, train_run
+from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
+from .worker import run_queue
 
 PROG = "python -m core"
 
@@ -93,7 +96,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices=presets.preset_names(),
         help="starting configuration; flags below override it (default: default)",
     )
-    p.add_argument("--out", type=Path, help="where to save the model (.npz)")
+    p.add_argument("--name", help="a name for the run in the run store")
+    p.add_argument(
+        "--out", type=Path, help="also save the model here (.npz); default: the run's folder"
+    )
+    p.add_argument(
+        "--no-store",
+        action="store_true",
+        help=f"do not record the run in the run store (${RUNS_DIR_ENV}, default ./runs)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     group = p.add_argument_group("settings (override the preset)")
@@ -121,12 +132,24 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
+def _add_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="train the runs queued by the dashboard, then exit",
+        description="Train queued runs one at a time until none are left (the dashboard "
+        "starts this on its own).",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("--runs-dir", help=f"the run store (default: ${RUNS_DIR_ENV} or ./runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="A NumPy neural network for MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_worker(sub)
     return parser
 
 
@@ -158,30 +181,23 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         validate(cfg, train_pool=len(dataset.train_labels))
     except ConfigError as exc:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
-    out_stream = sys.stderr if args.json else sys.stdout
-    name = f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = args.out or Path("runs") / name / "model.npz"
-    result = fit(
-        cfg,
-        dataset,
-        [ProgressBar(out_stream, show_bar=not args.quiet)],
-        should_stop=_interrupt_flag(),
-    )
+    progress = ProgressBar(sys.stderr if args.json else sys.stdout, show_bar=not args.quiet)
+    interrupted = _interrupt_flag()
+    run = None
+    if args.no_store:
+        result = fit(cfg, dataset, [progress], should_stop=interrupted)
+    else:
+        store = RunStore()
+        store.reap()
+        name = args.name or f"{args.preset}-{time.strftime('%m%d-%H%M%S')}"
+        run = store.create(cfg, name, status="running", pid=os.getpid())
+        result = train_run(store, run, dataset, [progress], should_stop=interrupted)
     saved = None
     if result.status != "diverged" and result.history:
-        saved = result.model.save(
-            out,
-            meta={
-                "config": cfg.to_dict(),
-                "dataset": dataset.name,
-                "class_names": list(dataset.class_names),
-                "test_accuracy": result.test_accuracy,
-                "val_accuracy": result.best_val_accuracy,
-                "epochs": len(result.history),
-                "best_epoch": result.best_epoch,
-                "seconds": result.seconds,
-            },
-        )
+        if args.out or run is None:
+            saved = result.model.save(args.out or "model.npz", result_meta(result, dataset))
+        else:
+            saved = run.checkpoint
     summary = {
         "status": result.status,
         "reason": result.reason,
@@ -192,6 +208,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "epochs": len(result.history),
         "seconds": round(result.seconds, 3),
         "model_path": str(saved) if saved else None,
+        "run_id": run.id if run else None,
         "config": cfg.to_dict(),
     }
     if args.json:
@@ -207,7 +224,14 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 f"val {result.best_val_accuracy:.2%}), {result.seconds:.1f}s of training"
             )
         if saved:
-            print(f"saved {saved}")
+            print(f"saved {saved}" + (f" (run {run.id} in {run.dir.parent})" if run else ""))
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    if args.runs_dir:
+        os.environ[RUNS_DIR_ENV] = args.runs_dir
+    run_queue(RunStore(args.runs_dir))
     return 0
 
 
@@ -292,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, args.subparser)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "worker":
+            return _worker(args)
         return _predict(args)
     except (DataError, ModelFileError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)

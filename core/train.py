@@ -235,3 +235,18 @@ def _fit(
     for cb in callbacks:
         cb.on_train_end(result)
     return result
+
+
+def result_meta(result: TrainResult, dataset: Dataset) -> dict[str, object]:
+    """What a saved model records about how it was trained."""
+    return {
+        "config": result.config.to_dict(),
+        "dataset": dataset.name,
+        "class_names": list(dataset.class_names),
+        "status": result.status,
+        "test_accuracy": result.test_accuracy,
+        "val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "seconds": result.seconds,
+    }

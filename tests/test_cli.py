@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,17 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+RUNS = tempfile.mkdtemp(prefix="cli-runs-")  # the run store these tests write to
+
+
+def cli(*args: str, cwd: Path = REPO, runs: str = RUNS) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "core", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MNIST_RUNS_DIR": runs},
     )
 
 
@@ -53,11 +57,21 @@ def test_train_human_output_and_preset(tmp_path):
     assert "test accuracy" in result.stdout and f"saved {out}" in result.stdout
 
 
-def test_default_output_goes_under_runs(tmp_path):
-    result = cli("train", "--train-size", "500", "--epochs", "1", "--quiet", cwd=tmp_path)
+def test_runs_are_recorded_in_the_store_unless_told_not_to(tmp_path):
+    from core.runs import RunStore
+
+    runs = str(tmp_path / "store")
+    result = cli("train", "--train-size", "500", "--epochs", "1", "--name", "cli run", "--json",
+                 runs=runs)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    saved = list((tmp_path / "runs").glob("default-*/model.npz"))
-    assert len(saved) == 1
+    summary = json.loads(result.stdout)
+    (run,) = RunStore(runs).list()
+    assert run.id == summary["run_id"] and run.name == "cli run" and run.status == "finished"
+    assert summary["model_path"] == str(run.checkpoint) and run.checkpoint.exists()
+    result = cli("train", "--train-size", "500", "--epochs", "1", "--no-store", "--quiet",
+                 cwd=tmp_path, runs=runs)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.npz").exists() and len(RunStore(runs).list()) == 1
 
 
 @pytest.mark.parametrize(
