@@ -21,6 +21,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "epochs": 300,
         },
     },
+    "mlp": {
+        "about": "The original 784-128-64-10 shape with the best of the roadmap: random "
+        "rotations, shifts and rescaling of every training batch, L2, a cosine schedule. "
+        "About 99.2 % in a minute.",
+        "config": {"epochs": 60, "aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1},
+    },
     "default": {
         "about": "The same 784-128-64-10 network with mini-batches of 128, a little L2 and "
         "a cosine learning-rate schedule: 98 % in well under 30 s.",

@@ -1,0 +1,40 @@
+"""Home: what this is, in two sentences, and the way to every page."""
+
+import streamlit as st
+
+from dashboard import state
+
+st.title("✏️ See a neural network learn to read handwriting")
+st.markdown(
+    "This is a neural network, written from scratch in NumPy, that has learned to read "
+    "handwritten digits from 60,000 examples. **Draw a digit and it will tell you which one "
+    "it is** — then train your own network and look inside to see how it learned."
+)
+if st.button("Draw a digit", icon="✏️", type="primary"):
+    st.switch_page("pages/draw.py")
+
+choice, model, meta = state.selected_model()
+accuracy = meta.get("test_accuracy")
+st.caption(
+    f"Selected model: **{choice.label}** — {model.n_params:,} weights"
+    + (f", {accuracy:.2%} right on 10,000 digits it never saw in training." if accuracy else ".")
+)
+
+st.divider()
+columns = st.columns(5)
+links = [
+    ("pages/train.py", "Train", ":material/model_training:",
+     "Pick the settings, press Start, and watch the network learn live."),
+    ("pages/evaluate.py", "Evaluate", ":material/fact_check:",
+     "Which digits it gets wrong, and which ones it confuses."),
+    ("pages/weights.py", "Weights", ":material/grid_on:",
+     "What each neuron looks for, and how that formed epoch by epoch."),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:",
+     "Runs side by side: does momentum help? Is Adam faster?"),
+    ("pages/data.py", "Data", ":material/dataset:",
+     "The 70,000 handwritten digits the network learns from."),
+]  # fmt: skip
+for column, (page, label, icon, text) in zip(columns, links, strict=True):
+    with column:
+        st.page_link(page, label=label, icon=icon)
+        st.caption(text)

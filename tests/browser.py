@@ -1,0 +1,133 @@
+"""Shared pieces for browser tests: the real app served by `streamlit run`, and Chromium.
+
+Use the `app_server` and `browser_page` fixtures (registered in conftest.py). A test
+that finds no Chromium fails with the command that installs it; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AppServer:
+    url: str
+    runs_dir: Path
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_app(runs_dir: Path, log: Path, timeout: float = 60.0) -> AppServer:
+    """Start `streamlit run app.py` on a free port with its own run store; wait until healthy."""
+    port = free_port()
+    env = {**os.environ, "MNIST_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return AppServer(url, runs_dir, process, log)
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"streamlit did not become healthy in {timeout}s:\n{log.read_text()}")
+
+
+def stop_app(server: AppServer) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, 15)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, 9)
+
+
+def require_chromium() -> str:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(
+            f"No Chromium at {CHROMIUM}. Install it with `apt-get install -y chromium` "
+            "(.ci/run does), or point $CHROMIUM at one."
+        )
+    return CHROMIUM
+
+
+@dataclass
+class ConsoleLog:
+    """Browser console errors and uncaught page errors, minus Streamlit's own URL probes."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, text: str, location_url: str = "") -> None:
+        # Loading a page's URL makes Streamlit's front end probe <page>/_stcore/... and log
+        # 404s that are not the app's fault; exactly those are ignored.
+        if "/_stcore/" in location_url and "404" in text:
+            return
+        if "Failed to load resource" in text and "/_stcore/" in location_url:
+            return
+        self.errors.append(text)
+
+
+def wait_for_app(page, timeout: float = 30_000) -> None:
+    """Wait until Streamlit has rendered and finished running the script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(300)
+
+
+def exception_boxes(page) -> list[str]:
+    """The text of every Streamlit exception box on the page."""
+    return [e.inner_text() for e in page.query_selector_all('[data-testid="stException"]')]
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_FLAGS)
+
+
+def browser_context(browser) -> Iterator:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context
+    context.close()
