@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.data import DataError, Dataset, load_dataset
 from core.model import Model, ModelFileError, load_model
-from core.runs import RunStore
+from core.runs import RunStore, runs_dir
 from core.worker import ensure_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,10 +32,14 @@ class ModelChoice:
     run_id: int | None = None
 
 
-@st.cache_resource(show_spinner=False)
 def store() -> RunStore:
     """The run store ($MNIST_RUNS_DIR or ./runs), reaped of dead trainers once per server."""
-    runs = RunStore()
+    return _store(str(runs_dir().resolve()))
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> RunStore:
+    runs = RunStore(root)
     runs.reap()
     return runs
 
