@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from . import presets
@@ -22,7 +23,8 @@ from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError, load_model
 from .preprocess import ImageError, load_image, prepare
-from .runs import RUNS_DIR_ENV, RunStore, train_run
+from .runs import RUNS_DIR_ENV, Run, RunStore, train_run
+from .sweep import SweepError, SweepSpec, parse_spec, plan, run_dask, run_local, summary
 from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
 from .worker import run_queue
 
@@ -132,6 +134,56 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train many configurations: a grid and/or random search",
+        description="Run a sweep from a YAML / JSON spec, or from flags for simple cases, "
+        "e.g. `--grid lr=0.1,0.5,1 --set epochs=5`. Each trial is a run in the run store.",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("spec", nargs="?", type=Path, help="sweep spec file (YAML or JSON)")
+    p.add_argument("--name", help="the sweep's name (its trials are tagged with it)")
+    p.add_argument("--preset", help="base preset (default: default)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a base setting, e.g. --set epochs=5",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="try every value, e.g. --grid momentum=0,0.9",
+    )
+    p.add_argument(
+        "--random",
+        action="append",
+        default=[],
+        metavar="KEY=DIST:A:B",
+        help="draw values: log_uniform:0.01:1, uniform:0:0.5, int_uniform:1:4, choice:relu;tanh",
+    )
+    p.add_argument("--trials", type=int, help="random draws per grid point (default 1)")
+    p.add_argument("--metric", help="rank by val_accuracy (default), test_accuracy or val_loss")
+    p.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel trials on this machine (default: one per core)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the trials on this Dask scheduler's workers instead",
+    )
+    p.add_argument("--resume", action="store_true", help="skip trials that already finished")
+    p.add_argument("--json", action="store_true", help="print the ranked summary as JSON")
+
+
 def _add_worker(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "worker",
@@ -149,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_predict(sub)
+    _add_sweep(sub)
     _add_worker(sub)
     return parser
 
@@ -225,6 +278,136 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
         if saved:
             print(f"saved {saved}" + (f" (run {run.id} in {run.dir.parent})" if run else ""))
+    return 0
+
+
+def _pairs(items: list[str], flag: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"{flag} takes KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _sweep_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SweepSpec:
+    """The spec file's contents with the flags laid over them."""
+    raw: dict[str, Any] = {}
+    if args.spec:
+        try:
+            raw = yaml.safe_load(args.spec.read_text()) or {}
+        except OSError as exc:
+            parser.error(f"{args.spec}: {exc.strerror}")
+        except yaml.YAMLError as exc:
+            parser.error(f"{args.spec} is not valid YAML or JSON: {exc}")
+        if not isinstance(raw, dict):
+            parser.error(f"{args.spec} must hold a mapping (name, base, grid, ...)")
+    base = dict(raw.get("base") or {})
+    base.update(_pairs(args.set, "--set", parser))
+    if args.preset:
+        base["preset"] = args.preset
+    grid = dict(raw.get("grid") or {})
+    for key, values in _pairs(args.grid, "--grid", parser).items():
+        grid[key] = (
+            [yaml.safe_load(v) for v in values.split(",")]
+            if key not in ("hidden", "conv")
+            else values.split(";")
+        )
+    random = dict(raw.get("random") or {})
+    for key, text in _pairs(args.random, "--random", parser).items():
+        kind, _, rest = text.partition(":")
+        if kind == "choice":
+            random[key] = {kind: rest.split(";")}
+        else:
+            random[key] = {kind: [yaml.safe_load(v) for v in rest.split(":")]}
+    raw.update(base=base, grid=grid, random=random)
+    for key in ("name", "trials", "metric", "seed"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    if not raw.get("grid") and not raw.get("random"):
+        parser.error("a sweep needs a spec file, or --grid / --random flags")
+    try:
+        return parse_spec(raw)
+    except SweepError as exc:
+        parser.error(str(exc))
+
+
+def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    spec = _sweep_spec(args, parser)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    store = RunStore()
+    store.reap()
+    try:
+        runs, done = plan(store, spec, resume=args.resume)
+    except SweepError as exc:
+        parser.error(str(exc))
+    out = sys.stderr if args.json else sys.stdout
+    where = (
+        f"the Dask cluster at {args.scheduler}"
+        if args.scheduler
+        else (f"{min(args.workers, max(len(runs), 1))} worker process(es)")
+    )
+    print(
+        f"sweep {spec.name}: {len(runs) + done} trials"
+        + (f" ({done} already finished)" if done else "")
+        + f", on {where}",
+        file=out,
+    )
+
+    def report(run: Run) -> None:
+        value = run.best_val_accuracy
+        print(
+            f"  #{run.id} {run.name}: {run.status}"
+            + (f", val {value:.2%}" if value is not None else ""),
+            file=out,
+            flush=True,
+        )
+
+    try:
+        if runs and args.scheduler:
+            run_dask(store, runs, args.scheduler, report)
+        elif runs:
+            run_local(store, runs, min(args.workers, len(runs)), report)
+    except KeyboardInterrupt:
+        print(
+            f"{PROG} sweep: stopped; unfinished trials are marked stopped. Continue with --resume.",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as exc:  # e.g. the scheduler cannot be reached
+        print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
+        return 2
+    rows = summary(store, spec)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    keys = (
+        [
+            k
+            for k in rows[0]
+            if k not in ("rank", "run_id", "name", "status", spec.metric, "seconds")
+        ]
+        if rows
+        else []
+    )
+    print(
+        f"\n{'rank':>4} {'run':>5} {'status':>9} {spec.metric:>13} {'seconds':>8}  "
+        + "  ".join(keys)
+    )
+    for row in rows:
+        value = row[spec.metric]
+        shown = (
+            "-"
+            if value is None
+            else (f"{value:.4f}" if spec.metric == "val_loss" else f"{value:.2%}")
+        )
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
+        print(
+            f"{row['rank']:>4} {row['run_id']:>5} {row['status']:>9} {shown:>13} {seconds:>8}  "
+            + "  ".join(str(row[k]) for k in keys)
+        )
     return 0
 
 
@@ -318,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "worker":
             return _worker(args)
+        if args.command == "sweep":
+            return _sweep(args, args.subparser)
         return _predict(args)
     except (DataError, ModelFileError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)

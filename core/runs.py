@@ -224,10 +224,13 @@ class RunStore:
         return self.get(run_id)
 
     def claim_next(self, pid: int) -> Run | None:
-        """Atomically take the oldest queued run and mark it running under `pid`."""
+        """Atomically take the oldest queued dashboard run and mark it running under `pid`.
+
+        Sweep trials are left alone: their sweep process claims them (`claim`).
+        """
         with self._write() as db:
             row = db.execute(
-                "SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                "SELECT id FROM runs WHERE status = 'queued' AND sweep = '' ORDER BY id LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
@@ -236,6 +239,25 @@ class RunStore:
                 (time.time(), pid, row["id"]),
             )
         return self.get(row["id"])
+
+    def claim(self, run_id: int, pid: int) -> Run | None:
+        """Mark one queued run running under `pid`; None if it is no longer queued."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = 'running', started = ?, pid = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (time.time(), pid, run_id),
+            )
+        return self.get(run_id) if cur.rowcount else None
+
+    def stop_queued(self, run_ids: list[int], message: str) -> None:
+        """Mark those of `run_ids` that never started as stopped."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE runs SET status = 'stopped', ended = ?, pid = NULL, message = ? "
+                "WHERE id = ? AND status = 'queued'",
+                [(time.time(), message, run_id) for run_id in run_ids],
+            )
 
     def start(self, run_id: int, pid: int, n_params: int | None = None) -> None:
         with self._write() as db:
@@ -325,18 +347,24 @@ class RunStore:
             shutil.rmtree(run.dir, ignore_errors=True)
 
     def reap(self) -> list[int]:
-        """Mark runs whose trainer process is gone (killed, crashed) as failed; returns them."""
+        """Mark runs whose process is gone (killed, crashed) as failed; returns them.
+
+        That is every running run, and every queued sweep trial (queued under its sweep's
+        process), whose process no longer exists. Dashboard runs queued with no process wait.
+        """
         with self._connect() as db:
-            rows = db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+            rows = db.execute(
+                "SELECT id, pid FROM runs WHERE status = 'running' "
+                "OR (status = 'queued' AND pid IS NOT NULL)"
+            ).fetchall()
         dead = [row["id"] for row in rows if not pid_alive(row["pid"])]
-        for run_id in dead:
-            with self._write() as db:
-                db.execute(
-                    "UPDATE runs SET status = 'failed', ended = ?, pid = NULL, message = "
-                    "'The training process ended unexpectedly (killed or crashed); the last "
-                    "checkpoint, if any, is kept.' WHERE id = ? AND status = 'running'",
-                    (time.time(), run_id),
-                )
+        with self._write() as db:
+            db.executemany(
+                "UPDATE runs SET status = 'failed', ended = ?, pid = NULL, message = "
+                "'The training process ended unexpectedly (killed or crashed); the last "
+                "checkpoint, if any, is kept.' WHERE id = ? AND status IN ('running', 'queued')",
+                [(time.time(), run_id) for run_id in dead],
+            )
         return dead
 
     # Reading
@@ -357,6 +385,12 @@ class RunStore:
             args = statuses
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY id DESC", args).fetchall()
+        return [_run(row, self.root) for row in rows]
+
+    def list_sweep(self, sweep: str) -> list[Run]:
+        """The runs of one sweep, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE sweep = ? ORDER BY id", (sweep,)).fetchall()
         return [_run(row, self.root) for row in rows]
 
     def epochs(self, run_id: int) -> list[dict[str, float]]:
