@@ -21,16 +21,52 @@ PRESETS: dict[str, dict[str, Any]] = {
             "epochs": 300,
         },
     },
+    "default": {
+        "about": "The same 784-128-64-10 network with mini-batches of 128, a little L2 and "
+        "a cosine learning-rate schedule: 98 % in well under 30 s.",
+        "config": {},
+    },
     "mlp": {
         "about": "The original 784-128-64-10 shape with the best of the roadmap: random "
         "rotations, shifts and rescaling of every training batch, L2, a cosine schedule. "
         "About 99.2 % in a minute.",
         "config": {"epochs": 60, "aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1},
     },
-    "default": {
-        "about": "The same 784-128-64-10 network with mini-batches of 128, a little L2 and "
-        "a cosine learning-rate schedule: 98 % in well under 30 s.",
-        "config": {},
+    "cnn": {
+        "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "
+        "128), batch normalisation and the same augmentation.",
+        "config": {
+            "arch": "cnn",
+            "conv": [16, 32],
+            "kernel_size": 3,
+            "padding": "valid",
+            "hidden": [128],
+            "batchnorm": True,
+            "lr": 0.5,
+            "epochs": 12,
+            "aug_rotate": 10.0,
+            "aug_shift": 2.0,
+            "aug_scale": 0.1,
+        },
+    },
+    "cnn-best": {
+        "about": "A wider CNN (32 and 64 filters) trained longer with elastic distortions "
+        "(Simard et al., 2003) on top: the most accurate preset, and the slowest.",
+        "config": {
+            "arch": "cnn",
+            "conv": [32, 64],
+            "kernel_size": 3,
+            "padding": "valid",
+            "hidden": [128],
+            "batchnorm": True,
+            "dropout": 0.3,
+            "lr": 0.5,
+            "epochs": 30,
+            "aug_rotate": 10.0,
+            "aug_shift": 2.0,
+            "aug_scale": 0.1,
+            "aug_elastic": 34.0,
+        },
     },
 }
 
