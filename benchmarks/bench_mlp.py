@@ -30,14 +30,8 @@ object with every median and ratio as the last line of the output.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,21 +39,26 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `core` when run as a script
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `core`, `benchmarks` as a script
 
-from core.data import Dataset, batches, load_dataset
-from core.model import Model, spec_from_config
-from core.optimizers import SGD, learning_rate
+from benchmarks.timing import (
+    Runner,
+    Times,
+    add_timing_arguments,
+    environment,
+    fmt,
+    medians_and_ratios,
+    positive_int,
+    print_environment,
+    print_json,
+    print_table,
+    run_all,
+    time_our_epoch,
+    torch,
+    verdict,
+)
+from core.data import Dataset, load_dataset
 from core.presets import preset
-from core.train import compute_settings
-
-try:
-    import torch
-except Exception as exc:  # not installed, or installed but broken: the benchmark goes on
-    torch = None
-    TORCH_MISSING = f"{type(exc).__name__}: {exc}"
-else:
-    TORCH_MISSING = ""
 
 F32 = np.float32
 N_IMAGES = 60_000
@@ -69,39 +68,15 @@ TARGET_VS_TORCH = 0.5  # ours / pytorch at batch 128
 TARGET_VS_FLOOR = 1.3  # ours / floor at batch 128
 METHODS = ("ours", "pytorch", "floor")
 
-Runner = Callable[[int], float]  # batch size -> seconds for one timed epoch
-Times = dict[int, dict[str, list[float]]]  # batch size -> method -> seconds of each repeat
-NOISY_SPREAD = 2.0  # slowest / fastest repeat above which the report warns of noise
+RATIOS = (("ours", "pytorch"), ("ours", "floor"))
 
 
 # --- ours ---------------------------------------------------------------------------------
 
 
 def epoch_ours(data: Dataset, batch_size: int) -> float:
-    """One epoch of what `core.train.fit` does per batch, on all training images."""
-    cfg = preset("default").replace(batch_size=batch_size)
-    model = Model(spec_from_config(cfg), seed=cfg.seed)
-    optimizer = SGD(momentum=0.9)
-    rng = np.random.default_rng([cfg.seed, 1])  # as in fit
-    images, labels = data.train_images, data.train_labels
-    indices = np.arange(len(labels))
-    n_batches = math.ceil(len(indices) / batch_size)
-
-    with compute_settings():  # fit's BLAS threads and denormal flushing
-        start = time.perf_counter()
-        for b, (x, y) in enumerate(batches(images, labels, indices, batch_size, rng)):
-            lr = learning_rate(
-                cfg.lr,
-                (b + 0.5) / n_batches,
-                cfg.epochs,
-                cfg.schedule,
-                cfg.warmup_epochs,
-                cfg.step_every,
-                cfg.step_gamma,
-            )
-            model.loss_and_grads(x, y)
-            optimizer.step(model.params, lr)
-        return time.perf_counter() - start
+    """One epoch of what `core.train.fit` does per batch for the default preset."""
+    return time_our_epoch(data, preset("default").replace(batch_size=batch_size))
 
 
 # --- PyTorch ------------------------------------------------------------------------------
@@ -231,98 +206,12 @@ def epoch_floor(batch_size: int, n: int = N_IMAGES) -> float:
     return min(seconds)
 
 
-# --- environment, timing and report -------------------------------------------------------
-
-
-def blas_summary() -> str:
-    """A one-line description of NumPy's BLAS, e.g. 'scipy-openblas 0.3.31 (Haswell ...)'."""
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except Exception:  # an old NumPy or an unusual build: fall back to nothing
-        return "unknown"
-    text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    config = blas.get("openblas configuration")
-    return f"{text} ({config})" if config else text
-
-
-def cpu_model() -> str:
-    """The processor's name from /proc/cpuinfo on Linux, else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": blas_summary(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "cpu": cpu_model(),
-        "thread_env": {
-            k: os.environ[k]
-            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-            if k in os.environ
-        },
-        "torch": None,
-        "torch_threads": None,
-        "torch_mkl": None,
-    }
-    if torch is not None:
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
-        env["torch_mkl"] = torch.backends.mkl.is_available()
-    return env
-
-
-def print_environment(env: dict[str, Any]) -> None:
-    print(f"python {env['python']}, CPU: {env['cpu']}")
-    print(f"numpy {env['numpy']}, BLAS: {env['blas']}")
-    print(f"CPUs: {env['cpu_count']} ({env['cpus_usable']} usable by this process)")
-    print(f"thread variables: {env['thread_env'] or 'none set'}")
-    if torch is not None:
-        blas = "MKL" if env["torch_mkl"] else "no MKL"
-        print(f"torch {env['torch']}, {env['torch_threads']} threads (its default), {blas}")
-    else:
-        print(f"torch: not importable ({TORCH_MISSING}); the PyTorch reference is skipped")
-
-
-def run_all(runners: dict[str, Runner], batch_sizes: list[int], repeats: int) -> Times:
-    """Time every method at every batch size `repeats` times, interleaving the methods."""
-    for bs in batch_sizes:
-        for runner in runners.values():
-            runner(bs)  # untimed warm-up: imports, thread pools, allocator, caches
-    times: Times = {bs: {name: [] for name in runners} for bs in batch_sizes}
-    for r in range(repeats):
-        for bs in batch_sizes:
-            for name, runner in runners.items():
-                times[bs][name].append(runner(bs))
-            line = ", ".join(f"{name} {times[bs][name][-1]:.3f} s" for name in runners)
-            print(f"  repeat {r + 1}/{repeats}, batch {bs}: {line}", flush=True)
-    return times
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
+# --- summary and report ------------------------------------------------------------------
 
 
 def summarize(times: Times, repeats: int) -> dict[str, Any]:
-    results = {}
-    for bs, by_method in times.items():
-        medians = {m: statistics.median(by_method[m]) if m in by_method else None for m in METHODS}
-        results[str(bs)] = {
-            "median_s": medians,
-            "samples_s": by_method,
-            "ours_over_pytorch": ratio(medians["ours"], medians["pytorch"]),
-            "ours_over_floor": ratio(medians["ours"], medians["floor"]),
-        }
+    """Medians and ratios per batch size, and whether the targets at batch 128 are met."""
+    results = medians_and_ratios(times, METHODS, RATIOS)
     at_target = results.get(str(TARGET_BATCH))
     targets: dict[str, Any] = {
         "batch_size": TARGET_BATCH,
@@ -338,43 +227,13 @@ def summarize(times: Times, repeats: int) -> dict[str, Any]:
     return {"repeats": repeats, "images": N_IMAGES, "results": results, "targets": targets}
 
 
-def fmt(value: float | None, width: int, decimals: int) -> str:
-    text = "n/a" if value is None else f"{value:.{decimals}f}"
-    return text.rjust(width)
-
-
 def print_report(summary: dict[str, Any]) -> None:
-    print(f"\nmedian seconds per epoch of {N_IMAGES:,} images over {summary['repeats']} repeats")
-    header = ("batch", "ours", "pytorch", "floor", "ours/pytorch", "ours/floor")
-    print("{:>6} {:>9} {:>9} {:>9} {:>13} {:>11}".format(*header))
-    for bs, res in summary["results"].items():
-        med = res["median_s"]
-        print(
-            f"{bs:>6} {fmt(med['ours'], 9, 3)} {fmt(med['pytorch'], 9, 3)} "
-            f"{fmt(med['floor'], 9, 3)} {fmt(res['ours_over_pytorch'], 13, 2)} "
-            f"{fmt(res['ours_over_floor'], 11, 2)}"
-        )
-    noisy = [
-        f"{method} at batch {bs}"
-        for bs, res in summary["results"].items()
-        for method, samples in res["samples_s"].items()
-        if max(samples) > NOISY_SPREAD * min(samples)
-    ]
-    if noisy:
-        print(
-            f"note: the slowest repeat took over {NOISY_SPREAD:g}x the fastest for "
-            f"{', '.join(noisy)}; the machine was busy. Medians resist a few such outliers; "
-            "if there are many, rerun with more --repeats."
-        )
+    print_table(summary["results"], METHODS, RATIOS, N_IMAGES, summary["repeats"])
     t = summary["targets"]
     if str(TARGET_BATCH) not in summary["results"]:
         print(f"\ntargets not checked: batch {TARGET_BATCH} was not measured")
         return
     res = summary["results"][str(TARGET_BATCH)]
-
-    def verdict(met: bool | None) -> str:
-        return "not measured" if met is None else ("MET" if met else "NOT MET")
-
     print(f"\ntargets at batch {TARGET_BATCH}:")
     print(
         f"  ours <= {TARGET_VS_TORCH} x pytorch: {verdict(t['pytorch_met'])} "
@@ -384,16 +243,6 @@ def print_report(summary: dict[str, Any]) -> None:
         f"  ours <= {TARGET_VS_FLOOR} x floor:   {verdict(t['floor_met'])} "
         f"(ours/floor = {fmt(res['ours_over_floor'], 0, 2)})"
     )
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def positive_ints(text: str) -> list[int]:
@@ -411,12 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[64, 128],
         help="comma-separated batch sizes (default: 64,128)",
     )
-    parser.add_argument(
-        "--repeats", type=positive_int, default=5, help="timed epochs per method (default: 5)"
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="end with one JSON object of all medians and ratios"
-    )
+    add_timing_arguments(parser, repeats=5)
     return parser.parse_args(argv)
 
 
@@ -434,12 +278,11 @@ def main(argv: list[str] | None = None) -> None:
         runners["pytorch"] = lambda bs: epoch_torch(tdata, bs)
     runners["floor"] = epoch_floor
 
-    print(f"\ntiming {', '.join(runners)} (after one warm-up epoch each)", flush=True)
     times = run_all(runners, args.batch_sizes, args.repeats)
     summary = summarize(times, args.repeats)
     print_report(summary)
     if args.json:
-        print(json.dumps({"environment": env, **summary}))
+        print_json(env, summary)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,8 +22,9 @@ from .data import Dataset, batches, load_dataset, prefetch, stratified_split, su
 from .fpu import flush_denormals
 from .metrics import evaluate
 from .model import Model, spec_from_config
-from .optimizers import learning_rate, make_optimizer
+from .optimizers import Optimizer, learning_rate, make_optimizer
 
+Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 DIVERGED_LOSS = 100.0  # ln(10) ≈ 2.3 is chance; a loss this high means the weights blew up
 
 
@@ -77,6 +78,59 @@ class Callback:
 
 
 @dataclass
+class Step:
+    batch: int  # 0-based within the epoch
+    labels: np.ndarray
+    loss: float
+    logits: np.ndarray
+    lr: float
+
+
+def lr_at(cfg: TrainConfig, epoch: float) -> float:
+    """The learning rate of `cfg` at fractional `epoch` (0 at the start of training)."""
+    return learning_rate(cfg.lr, epoch, cfg.epochs, cfg.schedule, cfg.warmup_epochs,
+                         cfg.step_every, cfg.step_gamma)  # fmt: skip
+
+
+def train_steps(
+    model: Model,
+    optimizer: Optimizer,
+    cfg: TrainConfig,
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    rng: np.random.Generator,
+    transform: Transform | None,
+    epoch: int,
+) -> Iterator[Step]:
+    """One epoch of training, yielding each batch's loss before its update is applied.
+
+    The update is made when the caller asks for the next step, so a caller that stops
+    (a diverging loss) leaves the weights as they were. Batches are prepared, and augmented,
+    in a background thread while the previous one trains.
+    """
+    n_batches = math.ceil(len(indices) / cfg.batch_size)
+    epoch_batches = batches(images, labels, indices, cfg.batch_size, rng, transform)
+    for b, (x, y) in enumerate(prefetch(epoch_batches)):
+        # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
+        lr = lr_at(cfg, epoch + (b + 0.5) / n_batches)
+        loss, logits = model.loss_and_grads(x, y)
+        yield Step(b, y, loss, logits, lr)
+        optimizer.step(model.params, lr)
+
+
+def setup(
+    cfg: TrainConfig, n_classes: int = 10
+) -> tuple[Model, Optimizer, np.random.Generator, Transform | None]:
+    """The seeded model, optimizer, data rng and augmentation a config trains with."""
+    model = Model(spec_from_config(cfg, n_classes), seed=cfg.seed)
+    optimizer = make_optimizer(cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    rng = np.random.default_rng([cfg.seed, 1])  # shuffling and augmentation
+    transform = augment.batch_transform(cfg) if cfg.augments else None
+    return model, optimizer, rng, transform
+
+
+@dataclass
 class Split:
     train: np.ndarray  # indices into dataset.train_images
     val: np.ndarray
@@ -125,10 +179,7 @@ def _fit(
     dataset = dataset if dataset is not None else load_dataset(cfg.data_dir or None)
     validate(cfg, train_pool=len(dataset.train_labels))
     split = split_for(cfg, dataset)
-    model = Model(spec_from_config(cfg, len(dataset.class_names)), seed=cfg.seed)
-    optimizer = make_optimizer(cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.weight_decay)
-    rng = np.random.default_rng([cfg.seed, 1])  # shuffling and augmentation
-    transform = augment.batch_transform(cfg) if cfg.augments else None
+    model, optimizer, rng, transform = setup(cfg, len(dataset.class_names))
     images, labels = dataset.train_images, dataset.train_labels
     val_images, val_labels = images[split.val], labels[split.val]
     n_batches = math.ceil(len(split.train) / cfg.batch_size)
@@ -141,55 +192,43 @@ def _fit(
     stale = 0
     start = time.perf_counter()
 
-    def lr_at(epoch: float) -> float:
-        return learning_rate(
-            cfg.lr,
-            epoch,
-            cfg.epochs,
-            cfg.schedule,
-            cfg.warmup_epochs,
-            cfg.step_every,
-            cfg.step_gamma,
-        )
-
     for epoch in range(cfg.epochs):
         epoch_start = time.perf_counter()
         loss_sum = correct = seen = 0.0
-        epoch_batches = batches(images, labels, split.train, cfg.batch_size, rng, transform)
-        for b, (x, y) in enumerate(prefetch(epoch_batches)):
-            # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
-            lr = lr_at(epoch + (b + 0.5) / n_batches)
-            loss, logits = model.loss_and_grads(x, y)
-            if not math.isfinite(loss) or loss > DIVERGED_LOSS:
-                result.status = "diverged"
-                result.reason = (
-                    f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
-                    f"{loss:.4g}. The learning rate {cfg.lr:g} is probably too high; "
-                    f"try {cfg.lr / 10:g} or lower."
+        steps = train_steps(model, optimizer, cfg, images, labels, split.train, rng, transform,
+                            epoch)  # fmt: skip
+        with closing(steps):  # stops the prefetch thread as soon as the loop is left
+            for step in steps:
+                b, y, loss, logits, lr = step.batch, step.labels, step.loss, step.logits, step.lr
+                if not math.isfinite(loss) or loss > DIVERGED_LOSS:
+                    result.status = "diverged"
+                    result.reason = (
+                        f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
+                        f"{loss:.4g}. The learning rate {cfg.lr:g} is probably too high; "
+                        f"try {cfg.lr / 10:g} or lower."
+                    )
+                    break  # leaving the loop skips the update that this loss would have made
+                batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
+                loss_sum += loss * len(y)
+                correct += batch_correct
+                seen += len(y)
+                stats = BatchStats(
+                    epoch + 1,
+                    b + 1,
+                    n_batches,
+                    loss,
+                    batch_correct / len(y),
+                    lr,
+                    time.perf_counter() - start,
                 )
-                break
-            optimizer.step(model.params, lr)
-            batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
-            loss_sum += loss * len(y)
-            correct += batch_correct
-            seen += len(y)
-            stats = BatchStats(
-                epoch + 1,
-                b + 1,
-                n_batches,
-                loss,
-                batch_correct / len(y),
-                lr,
-                time.perf_counter() - start,
-            )
-            for cb in callbacks:
-                cb.on_batch_end(stats)
-            if should_stop is not None and should_stop():
-                result.status, result.reason = (
-                    "stopped",
-                    f"Stopped by request in epoch {epoch + 1}.",
-                )
-                break
+                for cb in callbacks:
+                    cb.on_batch_end(stats)
+                if should_stop is not None and should_stop():
+                    result.status, result.reason = (
+                        "stopped",
+                        f"Stopped by request in epoch {epoch + 1}.",
+                    )
+                    break
         if result.status == "diverged" or seen == 0:
             break
         val = evaluate(model, val_images, val_labels)
@@ -200,7 +239,7 @@ def _fit(
             correct / seen,
             val.loss,
             val.accuracy,
-            lr_at(epoch),
+            lr_at(cfg, epoch),
             now - epoch_start,
             now - start,
         )
