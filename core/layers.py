@@ -2,7 +2,9 @@
 
 Arrays are float32 and images are NHWC (batch, height, width, channels). A
 layer's `backward(dy)` receives dLoss/dOutput, stores dLoss/dParameter in
-`grads` (same keys as `params`) and returns dLoss/dInput.
+`grads` (same keys as `params`) and returns dLoss/dInput. A forward pass keeps
+what backward needs on the layer but computes its output from local values only,
+so one loaded model can answer several dashboard sessions at once.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ class ReLU(Layer):
     kind = "relu"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.y = np.maximum(x, 0)
-        return self.y
+        self.y = y = np.maximum(x, 0)
+        return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy * (self.y > 0)
@@ -107,8 +109,8 @@ class LeakyReLU(Layer):
         self.alpha = float(alpha)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.positive = x > 0
-        return np.where(self.positive, x, x * self.alpha)
+        self.positive = positive = x > 0
+        return np.where(positive, x, x * self.alpha)
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return np.where(self.positive, dy, dy * self.alpha)
@@ -121,8 +123,8 @@ class Tanh(Layer):
     kind = "tanh"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self.y = np.tanh(x)
-        return self.y
+        self.y = y = np.tanh(x)
+        return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy * (1 - self.y * self.y)
@@ -133,8 +135,8 @@ class Sigmoid(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         # Written through tanh so that large |x| cannot overflow exp.
-        self.y = 0.5 * (1 + np.tanh(0.5 * x))
-        return self.y
+        self.y = y = 0.5 * (1 + np.tanh(0.5 * x))
+        return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy * self.y * (1 - self.y)
@@ -216,11 +218,11 @@ class BatchNorm(Layer):
         else:
             centred = x2 - self.state["mean"]
             var = self.state["var"]
-        self.training = training
-        self.inv_std = 1 / np.sqrt(var + self.eps)
-        self.xhat = centred
-        self.xhat *= self.inv_std
-        y = self.xhat * self.params["gamma"]
+        inv_std = 1 / np.sqrt(var + self.eps)
+        xhat = centred
+        xhat *= inv_std
+        self.training, self.inv_std, self.xhat = training, inv_std, xhat
+        y = xhat * self.params["gamma"]
         y += self.params["beta"]
         return y.reshape(x.shape)
 
@@ -293,9 +295,9 @@ class Conv2D(Layer):
         windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
         n, out_h, out_w = windows.shape[:3]
         # Copy into contiguous columns ordered (kh, kw, C), matching W's layout.
-        self.cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * out_h * out_w, -1)
-        self.padded_shape = x.shape
-        y = self.cols @ self.params["W"].reshape(-1, self.filters)
+        cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * out_h * out_w, -1)
+        self.cols, self.padded_shape = cols, x.shape
+        y = cols @ self.params["W"].reshape(-1, self.filters)
         y += self.params["b"]
         return y.reshape(n, out_h, out_w, self.filters)
 

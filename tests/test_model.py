@@ -103,3 +103,18 @@ def test_refuses_a_file_without_spec_and_a_missing_file(tmp_path):
         load_model(path)
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("spec", [spec_from_config(TrainConfig()), CNN_SPEC], ids=["mlp", "cnn"])
+def test_one_model_predicts_for_many_threads_at_once(spec, mnist):
+    """The dashboard shares a loaded model between browser sessions (threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = Model(spec, seed=2)
+    inputs = [to_float(mnist.test_images[i * 20 : (i + 1) * 20]) for i in range(8)]
+    expected = [model.predict_proba(x) for x in inputs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(10):
+            got = list(pool.map(model.predict_proba, inputs))
+            for g, e in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(g, e)
