@@ -93,28 +93,43 @@ def _to_gray(img: Image.Image) -> np.ndarray:
     if img.mode == "F":
         return np.asarray(img, dtype=F32).clip(0, 1)
     if "A" in img.getbands() or "transparency" in img.info:
-        rgba = np.asarray(img.convert("RGBA"), dtype=F32) / 255
-        alpha = rgba[..., 3]
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], F32)
-        opaque = alpha > 0.5
-        # Strokes on a transparent sheet: put the sheet in the shade opposite the strokes.
-        sheet = 1.0 if opaque.any() and gray[opaque].mean() < 0.5 else 0.0
-        return gray * alpha + sheet * (1 - alpha)
+        return flatten_rgba(np.asarray(img.convert("RGBA"), dtype=F32) / 255)
     return np.asarray(img.convert("L"), dtype=F32) / 255
 
 
-def prepare(gray: np.ndarray, min_extent: float = 0.08) -> Prepared:
-    """MNIST-style 28x28 image of the digit in a grayscale picture of any size and polarity.
+def flatten_rgba(rgba: np.ndarray) -> np.ndarray:
+    """Grayscale (H, W) of RGBA (H, W, 4) in [0, 1], transparent parts in a contrasting shade.
 
-    Returns a reason instead of an image when there is no digit: a blank picture, or ink
-    whose extent is under `min_extent` of the picture's longer side (a stray dot).
+    A drawing canvas or app exports strokes on a transparent sheet, whose colour channels
+    say nothing (often black under black strokes): the alpha channel carries the drawing.
     """
-    gray = np.asarray(gray, dtype=F32)
+    alpha = rgba[..., 3]
+    gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], F32)
+    opaque = alpha > 0.5
+    # Strokes on a transparent sheet: put the sheet in the shade opposite the strokes.
+    sheet = 1.0 if opaque.any() and gray[opaque].mean() < 0.5 else 0.0
+    return gray * alpha + sheet * (1 - alpha)
+
+
+def prepare(gray: np.ndarray, min_extent: float = 0.08) -> Prepared:
+    """MNIST-style 28x28 image of the digit in a picture of any size and polarity.
+
+    `gray` is (H, W), or (H, W, 3 or 4) such as a canvas's RGBA; floats in [0, 1], or
+    unsigned integers over their type's range (a canvas's uint8). Returns a reason instead
+    of an image when there is no digit: a blank picture, or ink whose extent is under
+    `min_extent` of the picture's longer side (a stray dot).
+    """
+    gray = np.asarray(gray)
+    if np.issubdtype(gray.dtype, np.unsignedinteger):
+        gray = gray.astype(F32) / F32(np.iinfo(gray.dtype).max)
+    gray = np.nan_to_num(gray.astype(F32, copy=False), nan=0.0).clip(0, 1)
     if gray.ndim == 3:
-        gray = gray[..., :3].mean(axis=2) if gray.shape[2] >= 3 else gray[..., 0]
+        if gray.shape[2] == 4:
+            gray = flatten_rgba(gray)
+        else:
+            gray = gray[..., :3].mean(axis=2) if gray.shape[2] >= 3 else gray[..., 0]
     if gray.ndim != 2 or gray.size == 0:
         return Prepared(None, f"expected a 2-D grayscale picture, got shape {gray.shape}")
-    gray = np.nan_to_num(gray, nan=0.0).clip(0, 1)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     paper = float(np.median(border))
     if paper > 0.5:  # dark ink on light paper: make it light on dark, like MNIST

@@ -1,9 +1,233 @@
-"""Draw: a digit drawn on a canvas, recognised live."""
+"""Draw: a digit drawn on a canvas (or a photo of one) recognised live, and what lights up."""
 
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 import streamlit as st
+from streamlit_drawable_canvas import st_canvas
 
-from dashboard import state
+from core.losses import softmax
+from core.model import ModelFileError
+from core.preprocess import Prepared, prepare
+from dashboard import draw, images, state
 
-st.title("Draw a digit")
+VERSION, INITIAL, OBJECTS = "draw_canvas_version", "draw_initial", "draw_objects"
+SOURCES = {"draw": "✏️ Draw", "photo": "📷 Upload a photo"}
+NO_INK = Prepared(None, "no digit found: the picture is blank")
+# The canvas sends a finished stroke 200 ms after the mouse or finger lifts, most of the
+# 300 ms budget for a live answer. This asks it to send at once, by pressing its own
+# toolbar's "Update the app with this drawing" button when a stroke on it ends; should
+# a future canvas rename that button, nothing happens and strokes arrive 200 ms later.
+SEND_ON_RELEASE = """
+let prefix = null, started = null;
+const canvasOf = (event) => event.composedPath().find((el) => el instanceof Element
+    && [...el.classList].some((c) => c.startsWith(`st-key-${prefix}`)));
+const down = (event) => { started = canvasOf(event) ?? null; };
+const up = () => {
+    const canvas = started;
+    started = null;
+    if (!canvas) return;
+    // After the canvas's own handlers have added the stroke to the drawing.
+    setTimeout(() => {
+        const root = canvas.querySelector("[data-testid=stBidiComponentIsolated]")?.shadowRoot;
+        root?.querySelector('button[aria-label="Update the app with this drawing"]')?.click();
+    }, 0);
+};
+const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up]];
+export default function ({ data }) {
+    prefix = data.prefix;
+    // The same handler added twice is added once, so every rerun may call this again.
+    for (const [name, handler] of events) window.addEventListener(name, handler, { passive: true });
+    return () => {
+        for (const [name, handler] of events) window.removeEventListener(name, handler);
+    };
+}
+"""
+
+
+def clear() -> None:
+    # A new key mounts a fresh, empty canvas, so the very next run already sees no ink.
+    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
+    st.session_state[INITIAL] = None
+
+
+def undo() -> None:
+    objects = st.session_state.get(OBJECTS) or []
+    if len(objects) <= 1:
+        clear()
+        return
+    # The canvas redraws itself from a changed initial drawing and sends it back; the
+    # counter makes every undo a change, even back to a drawing it was given before.
+    count = (st.session_state.get(INITIAL) or {}).get("undo", 0) + 1
+    st.session_state[INITIAL] = {"objects": objects[:-1], "undo": count}
+
+
+@st.cache_resource(show_spinner=False)
+def send_on_release() -> Callable[..., Any]:  # registering it again would log a warning
+    return st.components.v2.component("mnist_draw_send_on_release", js=SEND_ON_RELEASE)
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the photo…")
+def read_upload(data: bytes, name: str) -> tuple[Prepared | None, str]:
+    return draw.read_upload(data, name)
+
+
+def drawing() -> tuple[Prepared, float]:
+    """The canvas with its buttons; returns what the network will see and when ink arrived."""
+    st.caption("Draw one digit with the mouse or a finger. It answers after each stroke.")
+    canvas = st_canvas(
+        stroke_width=draw.PEN,
+        stroke_color="#ffffff",
+        background_color="#000000",
+        width=draw.CANVAS,
+        height=draw.CANVAS,
+        initial_drawing=st.session_state.get(INITIAL),
+        return_image_data=True,
+        key=f"draw_canvas_{st.session_state.get(VERSION, 0)}",
+    )
+    st.session_state[OBJECTS] = (canvas.json_data or {}).get("objects", [])
+    undo_column, clear_column = st.columns(2)
+    undo_column.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
+    clear_column.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
+    send_on_release()(data={"prefix": "draw_canvas_"}, key="draw_send_on_release")
+    started = time.perf_counter()
+    pixels = canvas.image_data if st.session_state[OBJECTS] else None
+    if pixels is None:
+        return NO_INK, started
+    return prepare(pixels, min_extent=draw.CANVAS_MIN_EXTENT), started
+
+
+def photo() -> tuple[Prepared | None, float]:
+    """The upload box; returns the prepared photo, or None before there is one."""
+    upload = st.file_uploader(
+        "A photo or scan of one handwritten digit",
+        type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
+        key="draw_upload",
+        help="Dark ink on light paper or light on dark: it is cropped and scaled like MNIST.",
+    )
+    started = time.perf_counter()
+    if upload is None:
+        st.info("Upload a photo or a scan of one handwritten digit, such as a PNG or JPEG.")
+        return None, started
+    prepared, error = read_upload(upload.getvalue(), upload.name)
+    if error:
+        st.error(error)
+        return Prepared(None, error), started
+    if not prepared.ok:
+        st.warning(f"{prepared.reason.capitalize()}. Try another photo of one digit.")
+    return prepared, started
+
+
+st.title("✏️ Draw a digit")
+# The answer in large type, so it reads at a glance from across the room; and never
+# squeezed beside the canvas: below a readable width it wraps under it instead.
+st.html(
+    "<style>[data-testid=stLayoutWrapper]:has(> .st-key-draw_answer) {min-width: 300px}"
+    ".st-key-draw_answer h1 {font-size: 7rem; line-height: 1; padding: 0}</style>"
+)
 choice, model, meta = state.selected_model()
-st.write("The canvas arrives with the Draw page.")
+names = draw.class_names(meta, model.n_classes)
+source = st.segmented_control(
+    "Input", list(SOURCES), format_func=SOURCES.get, default="draw", required=True,
+    key="draw_source", label_visibility="collapsed",
+)  # fmt: skip
+
+
+@st.fragment
+def recognise() -> None:
+    """Input, answer and insides; a stroke reruns only this, not the whole app."""
+    # Side by side where there is room; on a narrow screen the answer wraps below the canvas.
+    row = st.container(horizontal=True, gap="large")
+    with row.container(width=draw.CANVAS + 20):
+        prepared, started = photo() if source == "photo" else drawing()
+    with row.container(key="draw_answer", width="stretch"):
+        if prepared is None or not prepared.ok:
+            reason = prepared.reason if prepared else ""
+            st.markdown("### " + draw.no_digit_message(reason, photo=source == "photo"))
+            return
+        x = prepared.image[None, :, :, None]
+        acts = model.activations(x)
+        probs = softmax(acts[-1])[0]
+        seconds = time.perf_counter() - started
+        answer = draw.verdict(probs, names)
+        st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
+        st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
+        st.caption(f"Answered in {seconds * 1000:.0f} ms on the server by {choice.label}.")
+        with st.container(horizontal=True):
+            st.plotly_chart(
+                images.probability_bars(probs, names, highlight=answer.index, height=240),
+                key="draw_probs",
+                width=300,
+            )
+            st.plotly_chart(
+                images.digit(prepared.image, title="What the network sees", height=240),
+                key="draw_seen",
+                width=200,
+            )
+    insides(acts, answer)
+    compare(x)
+
+
+def insides(acts: list[np.ndarray], answer: draw.Verdict) -> None:
+    st.subheader("What lights up inside")
+    shares = draw.first_layer_contributions(model, acts, answer.index)
+    top = draw.top_neurons(shares[1]) if shares else np.array([], int)
+    red = f" The red bars did most to make it say {answer.label}." if len(top) else ""
+    st.caption(
+        "Each hidden layer's neurons for your digit: the taller the bar, the more a neuron "
+        f"fires. The answer is read from the pattern of the last one.{red}"
+    )
+    for i, hidden in enumerate(draw.hidden_layers(model, acts)):
+        st.plotly_chart(draw.layer_figure(hidden, top if i == 0 else ()), key=f"draw_layer_{i}")
+    if not len(top):
+        return
+    layer, contributions = shares
+    st.markdown(f"**The first-layer neurons that did most to make it say {answer.label}**")
+    st.caption(
+        "What each one looks for: red where ink makes it fire, blue where ink holds it "
+        "back. The number is how much it raised the answer's score."
+    )
+    st.plotly_chart(
+        draw.neurons_figure(model.layers[layer].params["W"], top, contributions),
+        key="draw_neurons",
+    )
+
+
+def compare(x: np.ndarray) -> None:
+    st.subheader("Ask other models")
+    choices = {c.key: c for c in state.model_choices()}
+    if len(choices) < 2:
+        st.info("Train a model on the Train page to compare it with this one on your drawing.")
+        return
+    # The selected model and the newest other one, so a comparison shows straight away.
+    default = [choice.key, *[k for k in choices if k != choice.key][:1]]
+    picked = st.multiselect(
+        "Models", list(choices), default=[k for k in default if k in choices],
+        format_func=lambda k: choices[k].label, key="draw_compare",
+        help="Pick two or more: each one reads the same 28×28 image.",
+    )  # fmt: skip
+    answers = {}
+    for key in picked:
+        try:
+            other, other_meta = state.load(choices[key])
+        except (ModelFileError, OSError) as exc:  # a broken checkpoint hides no other
+            st.warning(f"{choices[key].label} could not be loaded: {exc}")
+            continue
+        other_names = draw.class_names(other_meta, other.n_classes)
+        answers[choices[key].label] = (other.predict_proba(x)[0], other_names)
+    if not answers:
+        return
+    for column, (label, (p, other_names)) in zip(
+        st.columns(len(answers)), answers.items(), strict=True
+    ):
+        said = draw.verdict(p, other_names)
+        column.metric(label, said.label if said.sure else f"{said.label}?")
+        column.caption(said.detail)
+    st.plotly_chart(draw.comparison_figure(answers), key="draw_comparison")
+
+
+recognise()

@@ -1,0 +1,283 @@
+"""Pure pieces of the Draw page: what to say about a prediction, and what lights up inside.
+
+Data in, answer or Plotly figure out, no Streamlit, so each piece is tested on its own.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.model import Model
+from core.preprocess import ImageError, Prepared, load_image, prepare
+
+from .images import DIVERGING, _layout, tile
+
+NOT_SURE = 0.6  # below this top probability the page says "not sure" instead of naming it
+CANVAS = 320  # the drawing box's side in pixels: big enough for a finger on a tablet
+# A digit drawn 165 to 220 pixels tall is scaled to 20, which turns this pen into strokes
+# 3.1 to 2.4 pixels wide: MNIST's are 2.6 (2.3 to 3.1 for the middle half of them).
+PEN = 26
+# On the canvas a digit must span a fifth of the box (64 pixels, a pen dot is 26): anything
+# smaller is a tap or a slip, and gets "draw a digit", not a guess.
+CANVAS_MIN_EXTENT = 0.2
+TOP_NEURONS = 8
+ACCENT, NEUTRAL = "#ff4b4b", "#8c9bb5"  # as in dashboard.images.probability_bars
+PARAMETRIC = ("dense", "conv2d")
+# The decoder's own words in an ImageError, " (UnidentifiedImageError: …)", up to the advice.
+_DECODER_DETAIL = re.compile(r" \(\w+(?:Error|Warning|Exception): .*\)(?=; )")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The network's answer in words: the winning class, how sure, and whether to say so."""
+
+    index: int
+    label: str
+    confidence: float
+    sure: bool
+    detail: str
+
+
+def class_names(meta: Mapping[str, Any], n_classes: int) -> list[str]:
+    """The labels saved with a model, or 0, 1, 2, … when it has none that fit."""
+    names = meta.get("class_names")
+    if isinstance(names, list) and len(names) == n_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(n_classes)]
+
+
+def verdict(probs: np.ndarray, names: Sequence[str], threshold: float = NOT_SURE) -> Verdict:
+    """Name the most probable class; below `threshold`, say "not sure" and give the best two."""
+    order = np.argsort(probs)[::-1]
+    best, second = int(order[0]), int(order[1])
+    p = float(probs[best])
+    if p >= threshold:
+        return Verdict(best, names[best], p, True, f"{p:.0%} sure")
+    detail = (
+        f"Not sure: maybe {names[best]} ({p:.0%}) or {names[second]} ({probs[second]:.0%}). "
+        "Try drawing it more clearly."
+    )
+    return Verdict(best, names[best], p, False, detail)
+
+
+def no_digit_message(reason: str, photo: bool = False) -> str:
+    """What to say when there is nothing to read: a blank canvas, a stray dot, no photo."""
+    if photo:
+        return "No digit found: try another photo." if reason else "Upload a photo of a digit."
+    if "dot" in reason or "vanished" in reason:
+        return "That is only a dot. Draw a digit, big, filling most of the box."
+    return "Draw a digit in the black box: one of 0 to 9, as big as the box."
+
+
+def read_upload(data: bytes, name: str) -> tuple[Prepared | None, str]:
+    """An uploaded photo or scan, prepared as `python -m core predict` does; or what went wrong.
+
+    The message drops the decoder's own words ("UnidentifiedImageError: cannot identify
+    image file <_io.BytesIO object at 0x…>"), which mean nothing to the person uploading.
+    """
+    source = io.BytesIO(data)
+    source.name = name  # load_image's messages name the file
+    try:
+        return prepare(load_image(source)), ""
+    except ImageError as exc:
+        return None, _DECODER_DETAIL.sub("", str(exc))
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """One hidden layer's output for one input: (units,) or (height, width, channels)."""
+
+    title: str
+    values: np.ndarray
+
+
+def hidden_layers(model: Model, acts: Sequence[np.ndarray]) -> list[Hidden]:
+    """The output of every hidden layer (a dense or conv layer with what follows it).
+
+    `acts` is `model.activations(x)` for one input; the output layer is left out.
+    """
+    blocks: list[list[int]] = []
+    for i, layer in enumerate(model.layers):
+        if layer.kind in PARAMETRIC:
+            blocks.append([i])
+        elif blocks and layer.kind != "flatten":
+            blocks[-1].append(i)
+    out = []
+    for number, block in enumerate(blocks[:-1], start=1):
+        first, last = model.layers[block[0]], block[-1]
+        values = acts[last][0]
+        steps = " → ".join(model.layers[i].kind for i in block)
+        if first.kind == "dense":
+            title = f"Hidden layer {number}: {values.shape[0]} neurons ({steps})"
+        else:
+            h, w, c = values.shape
+            title = f"Hidden layer {number}: {c} feature maps of {h}×{w} ({steps})"
+        out.append(Hidden(title, values))
+    return out
+
+
+def _local_backward(layer: Any, x: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """dOut/dIn of one layer at evaluation time, applied to `g`, without touching the layer."""
+    kind = layer.kind
+    if kind == "dense":
+        return g @ layer.params["W"].T
+    if kind == "relu":
+        return g * (x > 0)
+    if kind == "leaky_relu":
+        return np.where(x > 0, g, g * layer.alpha)
+    if kind == "tanh":
+        return g * (1 - y * y)
+    if kind == "sigmoid":
+        return g * y * (1 - y)
+    if kind == "batchnorm":
+        return g * layer.params["gamma"] / np.sqrt(layer.state["var"] + layer.eps)
+    if kind == "dropout":
+        return g
+    raise ValueError(f"no derivative for a {kind} layer")
+
+
+def first_layer_contributions(
+    model: Model, acts: Sequence[np.ndarray], cls: int
+) -> tuple[int, np.ndarray] | None:
+    """For an MLP: how much each first-layer neuron added to class `cls`'s score.
+
+    Returns (index of the first dense layer, contributions (units,)); None for a CNN. Each
+    contribution is the neuron's output times the score's slope along it, so for ReLU
+    networks they sum, with the biases' share, exactly to the score.
+    """
+    kinds = [layer.kind for layer in model.layers]
+    if "conv2d" in kinds or kinds.count("dense") < 2:
+        return None
+    first = kinds.index("dense")
+    second = kinds.index("dense", first + 1)
+    end = second - 1  # the first hidden layer's output, after its activation
+    g = np.zeros(model.n_classes, np.float32)
+    g[cls] = 1
+    try:
+        for i in range(len(model.layers) - 1, end, -1):
+            g = _local_backward(model.layers[i], acts[i - 1][0], acts[i][0], g)
+    except ValueError:
+        return None
+    return first, acts[end][0] * g
+
+
+def layer_figure(hidden: Hidden, highlight: Sequence[int] = (), height: int = 220) -> go.Figure:
+    """A dense layer as one bar per neuron, `highlight` in red; a conv layer as its maps."""
+    values = hidden.values
+    if values.ndim == 1:
+        # Two single-colour traces, not a colour per bar: 128 colours cost Plotly ~20 ms.
+        marked = np.zeros(len(values), bool)
+        marked[list(highlight)] = True
+        fig = go.Figure(
+            [
+                go.Bar(
+                    x=np.flatnonzero(picked),
+                    y=values[picked],
+                    marker_color=ACCENT if accent else NEUTRAL,
+                    width=0.8,  # else a sparse trace's bars widen to fill its gaps
+                    hovertemplate="neuron %{x}: %{y:.2f}<extra></extra>",
+                )
+                for accent, picked in ((False, ~marked), (True, marked))
+            ],
+            layout=dict(
+                height=height,
+                margin=dict(l=10, r=10, t=30, b=10),
+                title=hidden.title,
+                xaxis=dict(title="neuron", showgrid=False, range=[-1, len(values)]),
+                yaxis=dict(title="output"),
+                barmode="overlay",
+                showlegend=False,
+            ),
+        )
+        return fig
+    maps = np.moveaxis(values, -1, 0)
+    grid = tile(maps, cols=min(16, len(maps)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            colorscale="Viridis",
+            showscale=False,
+            hovertemplate="%{z:.2f}<extra></extra>",
+            hoverongaps=False,
+        )
+    )
+    rows = -(-len(maps) // 16)
+    return _layout(fig, height=max(height, rows * 70 + 30), title=hidden.title)
+
+
+def top_neurons(contributions: np.ndarray, k: int = TOP_NEURONS) -> np.ndarray:
+    """The indices of the `k` neurons that pushed the score up most, strongest first."""
+    order = np.argsort(contributions)[::-1][:k]
+    return order[contributions[order] > 0]
+
+
+def neurons_figure(
+    weights: np.ndarray, neurons: np.ndarray, contributions: np.ndarray, height: int = 170
+) -> go.Figure:
+    """What each of `neurons` looks for: its 784 incoming weights as a 28x28 picture.
+
+    Red where ink makes the neuron fire, blue where ink holds it back; each picture is
+    scaled to its own strongest weight, and its title gives the push it gave the answer.
+    """
+    pictures = weights[:, neurons].T.reshape(-1, 28, 28)
+    scale = np.abs(pictures).max(axis=(1, 2), keepdims=True)
+    pictures = pictures / np.where(scale > 0, scale, 1)
+    cols = max(1, len(neurons))
+    grid = tile(pictures, cols=cols, pad=2)
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            zmin=-1,
+            zmax=1,
+            colorscale=DIVERGING,
+            showscale=False,
+            hoverinfo="skip",
+            hoverongaps=False,
+        )
+    )
+    fig.update_layout(
+        annotations=[
+            dict(x=i * 30 + 13.5, y=-1, yanchor="bottom", text=f"#{n}: +{contributions[n]:.1f}",
+                 showarrow=False, font=dict(size=12))
+            for i, n in enumerate(neurons)
+        ]
+    )  # fmt: skip
+    fig = _layout(fig, height=height, title=None)
+    fig.update_layout(margin=dict(l=0, r=0, t=24, b=0))
+    return fig
+
+
+def comparison_figure(
+    answers: Mapping[str, tuple[np.ndarray, Sequence[str]]], height: int = 300
+) -> go.Figure:
+    """Several models' probabilities for the same input, as grouped bars.
+
+    `answers` maps each model's label to its probabilities and its class names.
+    """
+    fig = go.Figure(
+        [
+            go.Bar(
+                name=label,
+                x=list(names),
+                y=p,
+                hovertemplate=f"{label}<br>%{{x}}: %{{y:.1%}}<extra></extra>",
+            )
+            for label, (p, names) in answers.items()
+        ]
+    )
+    fig.update_layout(
+        height=height,
+        barmode="group",
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(title="class", type="category"),
+        yaxis=dict(title="probability", range=[0, 1.05], tickformat=".0%"),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
