@@ -1,4 +1,9 @@
-"""The dashboard (`streamlit run app.py`): pages in pages/, shared state in dashboard/."""
+"""The dashboard, `streamlit run app.py`: one file per page in views/, shared state in dashboard/.
+
+The folder is not called pages/ on purpose: Streamlit treats a pages/ folder as its older
+multipage mode, and a shared link opened first on a fresh server would then run its page
+without this file (no sidebar, no model picker).
+"""
 
 import streamlit as st
 
@@ -7,13 +12,13 @@ from dashboard import state
 st.set_page_config(page_title="MNIST from scratch", page_icon="✏️", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-    st.Page("pages/weights.py", title="Weights", icon=":material/grid_on:"),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("views/weights.py", title="Weights", icon=":material/grid_on:"),
+    st.Page("views/data.py", title="Data", icon=":material/dataset:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]
 
 page = st.navigation(PAGES)

@@ -80,12 +80,17 @@ def model_choices() -> list[ModelChoice]:
 
 
 def model_picker() -> ModelChoice:
-    """The sidebar's model select box, shared by every page and kept in the URL."""
+    """The sidebar's model select box, shared by every page and kept in the URL.
+
+    A link that names a model (`?model=run-12`) selects it; otherwise the widget's own
+    value stands, so a change in the sidebar is not undone by the URL it left behind.
+    """
     choices = {c.key: c for c in model_choices()}
-    wanted = st.query_params.get(MODEL_PARAM) or st.session_state.get(MODEL_PARAM)
-    if wanted not in choices:
-        wanted = DEFAULT_KEY
-    st.session_state[MODEL_PARAM] = wanted
+    linked = st.query_params.get(MODEL_PARAM)
+    if linked != st.session_state.get("_model_in_url") and linked in choices:
+        st.session_state[MODEL_PARAM] = linked  # a link arrived: it wins
+    if st.session_state.get(MODEL_PARAM) not in choices:
+        st.session_state[MODEL_PARAM] = DEFAULT_KEY
     key = st.sidebar.selectbox(
         "Model",
         list(choices),
@@ -93,7 +98,7 @@ def model_picker() -> ModelChoice:
         key=MODEL_PARAM,
         help="The network every page looks at: the shipped default, or any run you trained.",
     )
-    st.query_params[MODEL_PARAM] = key
+    st.query_params[MODEL_PARAM] = st.session_state["_model_in_url"] = key
     return choices[key]
 
 

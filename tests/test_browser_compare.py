@@ -37,11 +37,7 @@ def seeded(app_server) -> list[Run]:
 
 
 def open_compare(page, url: str) -> None:
-    """Load the app's root, then `url`.
-
-    The root goes first on purpose: a fresh server whose first request is a deep link runs the
-    page in Streamlit's legacy pages/ mode, without app.py (see the report on issue 7).
-    """
+    """Load the app's root, then `url`, as a user following a shared link in an open tab."""
     page.goto(url.split("/compare")[0])
     wait_for_app(page)
     page.goto(url)

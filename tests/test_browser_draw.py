@@ -51,8 +51,7 @@ WATCH = """() => {
 def open_draw_page(app_server, page):
     page.goto(app_server.url)
     wait_for_app(page)
-    # The home page has finished its first run: only then does the sidebar hold the app's own
-    # navigation (a click before that can reach Streamlit's pages/ listing instead).
+    # Wait for the home page's first run to finish before clicking in its sidebar.
     expect(page.locator("h1").first).to_contain_text("See a neural network learn")
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Draw").click()
     wait_for_app(page)

@@ -267,7 +267,7 @@ def open_page(monkeypatch, root: Path, **params: str) -> AppTest:
     for key, value in params.items():
         at.query_params[key] = value
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -352,7 +352,7 @@ def test_ticking_rows_and_filters_round_trip_through_the_url(monkeypatch, store,
     for key in ("runs", "sweep", "lr", "status"):
         again.query_params[key] = at.query_params[key]
     again.run()
-    run_again(again.switch_page("pages/compare.py"))
+    run_again(again.switch_page("views/compare.py"))
     assert again.session_state["compare_selected"] == [fast.id, adam.id]
     assert again.session_state["compare_set_lr"] == ["0.1", "1"]
     assert again.session_state["compare_status"] == ["stopped"] and runs_frame(again).empty
@@ -406,8 +406,7 @@ def test_other_views_draw_every_run_in_the_table(monkeypatch, store, lr_runs):
 
 
 def test_rename_and_tag_update_the_store(monkeypatch, store, lr_runs):
-    # Whether the sidebar's model list follows is checked in the browser: under AppTest a page
-    # in pages/ runs without app.py (Streamlit's legacy pages/ mode), so without the sidebar.
+    # Whether the sidebar's model list follows is checked in the browser.
     fast = lr_runs[2]
     at = open_page(monkeypatch, store.root, runs=str(fast.id))
     next(t for t in at.text_input if t.label == "Name").set_value("lr one")

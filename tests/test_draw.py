@@ -21,7 +21,7 @@ from core.config import TrainConfig
 from core.model import Model, load_model
 from core.preprocess import MAX_PIXELS, prepare
 from core.runs import RunStore
-from dashboard import draw, state
+from dashboard import draw
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "data" / "models" / "default.npz"
@@ -327,7 +327,7 @@ def runs(monkeypatch, tmp_path) -> Path:
 def open_draw_page(runs: Path) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/draw.py").run()
+    at.switch_page("views/draw.py").run()
     assert not at.exception
     return at
 
@@ -401,10 +401,8 @@ def test_the_same_upload_is_compared_across_models(runs):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Default model (shipped)"] == "7"
     assert metrics[f"#{run.id} untrained · 10.00%"].endswith("?")  # a random net is not sure
-    # Picked in the sidebar (which app.py renders, and AppTest's page switch skips), the
-    # untrained model's own answer says it is not sure.
-    at.session_state["model_choice"] = next(c for c in state.model_choices() if c.run_id == run.id)
-    at.run()
+    # Picked in the sidebar's model picker, the untrained model's own answer is not sure.
+    at.selectbox(key="model").set_value(f"run-{run.id}").run()
     assert not at.exception
     assert at.title[1].value.endswith("?")
     assert any(m.value.startswith("Not sure: maybe") for m in at.markdown)

@@ -149,12 +149,12 @@ def test_a_corrupt_data_file_is_an_error_message_in_the_app(broken_mnist):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception  # the home page does not need the data
-    for page in ("pages/evaluate.py", "pages/data.py", "pages/train.py"):
+    for page in ("views/evaluate.py", "views/data.py", "views/train.py"):
         at.switch_page(page).run()
         assert not at.exception, page
         assert any("t10k-images-idx3-ubyte.gz" in e.value and "checksum" in e.value
                    for e in at.error), page  # fmt: skip
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
     assert not at.exception and at.title[0].value.startswith("✏️")
 
 

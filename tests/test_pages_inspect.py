@@ -73,7 +73,7 @@ def open_page(page: str, model: str | None = None, **session) -> AppTest:
     for key, value in session.items():
         at.session_state[key] = value
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert_clean(at)
     return at
 
@@ -347,7 +347,7 @@ def test_data_page_default_model(mnist):
 
 def test_data_map_of_a_hidden_layer(tiny, mnist):
     at = open_page("data", model=f"run-{tiny.id}", data_tab="How the network sorts them")
-    (layer,) = at.selectbox
+    layer = at.selectbox(key=f"data_map_layer_run-{tiny.id}")
     assert len(layer.options) == 3  # the pixels and two hidden layers
     assert layer.value == 4  # the last hidden layer
     points = figure(at, "data_map")["data"][:10]
@@ -379,9 +379,9 @@ def test_a_cached_page_loads_within_two_seconds(page):
     Measured on the 2-core CI machine: 0.05-0.35 s per page (the budget is 2 s).
     """
     at = open_page(page)  # the first visit fills the caches
-    at.switch_page("pages/home.py").run()
+    at.switch_page("views/home.py").run()
     start = time.perf_counter()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     elapsed = time.perf_counter() - start
     assert_clean(at)
     assert elapsed < 2.0, f"{page} took {elapsed:.2f} s with a cached model"

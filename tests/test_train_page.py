@@ -49,7 +49,7 @@ def app(monkeypatch, tmp_path) -> AppTest:
     monkeypatch.setenv("MNIST_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert not at.exception
     return at
 
@@ -92,7 +92,7 @@ def test_settings_in_the_link_fill_the_form(monkeypatch, tmp_path):
     at.query_params["lr"] = "0.002"
     at.query_params["epochs"] = "nope"
     at.run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     cfg = form_config(at)
     assert cfg.optimizer == "adam" and cfg.lr == 0.002 and cfg.epochs == TrainConfig().epochs
     assert any("epochs" in w.value for w in at.warning)

@@ -94,7 +94,7 @@ else:
             "epoch by epoch. Below are its final weights.",
             icon=":material/history:",
         )
-        st.page_link("pages/train.py", label="Train a network", icon=":material/model_training:")
+        st.page_link("views/train.py", label="Train a network", icon=":material/model_training:")
     else:
         st.info(
             "This run saved no per-epoch snapshots, so there is nothing to replay: below are "

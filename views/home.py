@@ -11,7 +11,7 @@ st.markdown(
     "it is** — then train your own network and look inside to see how it learned."
 )
 if st.button("Draw a digit", icon="✏️", type="primary"):
-    st.switch_page("pages/draw.py")
+    st.switch_page("views/draw.py")
 
 choice, model, meta = state.selected_model()
 accuracy = meta.get("test_accuracy")
@@ -23,15 +23,15 @@ st.caption(
 st.divider()
 columns = st.columns(5)
 links = [
-    ("pages/train.py", "Train", ":material/model_training:",
+    ("views/train.py", "Train", ":material/model_training:",
      "Pick the settings, press Start, and watch the network learn live."),
-    ("pages/evaluate.py", "Evaluate", ":material/fact_check:",
+    ("views/evaluate.py", "Evaluate", ":material/fact_check:",
      "Which digits it gets wrong, and which ones it confuses."),
-    ("pages/weights.py", "Weights", ":material/grid_on:",
+    ("views/weights.py", "Weights", ":material/grid_on:",
      "What each neuron looks for, and how that formed epoch by epoch."),
-    ("pages/compare.py", "Compare", ":material/compare_arrows:",
+    ("views/compare.py", "Compare", ":material/compare_arrows:",
      "Runs side by side: does momentum help? Is Adam faster?"),
-    ("pages/data.py", "Data", ":material/dataset:",
+    ("views/data.py", "Data", ":material/dataset:",
      "The 70,000 handwritten digits the network learns from."),
 ]  # fmt: skip
 for column, (page, label, icon, text) in zip(columns, links, strict=True):

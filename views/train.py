@@ -84,7 +84,7 @@ with form_column:
                 ]
                 ensure_worker(store)
                 st.switch_page(
-                    "pages/compare.py", query_params={"runs": ",".join(str(r.id) for r in runs)}
+                    "views/compare.py", query_params={"runs": ",".join(str(r.id) for r in runs)}
                 )
 
 with live_column:
@@ -136,11 +136,11 @@ with live_column:
                 )
                 model = {"model": f"run-{run_id}"}
                 c1, c2, c3 = st.columns(3)
-                c1.page_link("pages/evaluate.py", label="Evaluate it", icon=":material/fact_check:",
+                c1.page_link("views/evaluate.py", label="Evaluate it", icon=":material/fact_check:",
                              query_params=model)  # fmt: skip
-                c2.page_link("pages/weights.py", label="See its weights", icon=":material/grid_on:",
+                c2.page_link("views/weights.py", label="See its weights", icon=":material/grid_on:",
                              query_params=model)  # fmt: skip
-                c3.page_link("pages/draw.py", label="Draw for it", icon=":material/draw:",
+                c3.page_link("views/draw.py", label="Draw for it", icon=":material/draw:",
                              query_params=model)  # fmt: skip
             elif run.status == "diverged":
                 st.error(run.message)

@@ -110,7 +110,7 @@ for kind, message in ss.pop(FLASH, []):
 
 if not runs:
     st.info("No runs yet. Train a network on the Train page and it will appear here.")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link("views/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 try:
