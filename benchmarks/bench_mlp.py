@@ -5,12 +5,13 @@ Run it from the repository root:
     python benchmarks/bench_mlp.py                  # batch sizes 64 and 128, 5 repeats
     python benchmarks/bench_mlp.py --batch-sizes 128 --repeats 9 --json
 
-Each batch size is timed three ways, with time.perf_counter around the whole epoch loop:
+Each batch size is timed four ways, with time.perf_counter around the whole epoch loop:
 
-- ours: exactly the per-batch work of `core.train.fit` for the `default` preset's model —
-  shuffled batches from `core.data.batches` (uint8 -> float32 conversion included),
-  `model.loss_and_grads`, `optimizer.step` with `SGD(momentum=0.9)`. Fit's bookkeeping
-  (accuracy counting, callbacks) and the validation evaluation are not timed.
+- ours: exactly `core.train.fit`'s training steps for the `default` preset (its
+  `train_steps`: shuffled, prefetched batches converted from uint8, forward, backward, the
+  SGD update). Fit's bookkeeping and the validation evaluation are not timed.
+- ours_augmented: the same with the `mlp` preset's augmentation (random rotation, shift and
+  scale of every batch), to show what augmentation costs an epoch (target: at most 25 %).
 - pytorch: the same network in PyTorch on the CPU in float32, CrossEntropyLoss and
   torch.optim.SGD with momentum 0.9, the same batch size and the same uint8 images converted
   per batch; skipped with a note when torch cannot be imported (`pip install -r
@@ -66,9 +67,10 @@ LAYER_SIZES = (784, 128, 64, 10)
 TARGET_BATCH = 128
 TARGET_VS_TORCH = 0.5  # ours / pytorch at batch 128
 TARGET_VS_FLOOR = 1.3  # ours / floor at batch 128
-METHODS = ("ours", "pytorch", "floor")
+TARGET_AUGMENT = 0.25  # extra time of the mlp preset's augmentation, as a share of an epoch
+METHODS = ("ours", "ours_augmented", "pytorch", "floor")
 
-RATIOS = (("ours", "pytorch"), ("ours", "floor"))
+RATIOS = (("ours", "pytorch"), ("ours", "floor"), ("ours_augmented", "ours"))
 
 
 # --- ours ---------------------------------------------------------------------------------
@@ -77,6 +79,14 @@ RATIOS = (("ours", "pytorch"), ("ours", "floor"))
 def epoch_ours(data: Dataset, batch_size: int) -> float:
     """One epoch of what `core.train.fit` does per batch for the default preset."""
     return time_our_epoch(data, preset("default").replace(batch_size=batch_size))
+
+
+def epoch_ours_augmented(data: Dataset, batch_size: int) -> float:
+    """The same epoch with the mlp preset's augmentation (rotate, shift, scale every batch)."""
+    mlp = preset("mlp")
+    cfg = preset("default").replace(batch_size=batch_size, aug_rotate=mlp.aug_rotate,
+                                    aug_shift=mlp.aug_shift, aug_scale=mlp.aug_scale)  # fmt: skip
+    return time_our_epoch(data, cfg)
 
 
 # --- PyTorch ------------------------------------------------------------------------------
@@ -217,13 +227,16 @@ def summarize(times: Times, repeats: int) -> dict[str, Any]:
         "batch_size": TARGET_BATCH,
         "ours_over_pytorch_max": TARGET_VS_TORCH,
         "ours_over_floor_max": TARGET_VS_FLOOR,
+        "augment_cost_max": TARGET_AUGMENT,
         "pytorch_met": None,  # None: not measured in this run
         "floor_met": None,
+        "augment_met": None,
     }
     if at_target is not None:
         vs_torch, vs_floor = at_target["ours_over_pytorch"], at_target["ours_over_floor"]
         targets["pytorch_met"] = None if vs_torch is None else vs_torch <= TARGET_VS_TORCH
         targets["floor_met"] = vs_floor <= TARGET_VS_FLOOR
+        targets["augment_met"] = at_target["ours_augmented_over_ours"] - 1 <= TARGET_AUGMENT
     return {"repeats": repeats, "images": N_IMAGES, "results": results, "targets": targets}
 
 
@@ -242,6 +255,11 @@ def print_report(summary: dict[str, Any]) -> None:
     print(
         f"  ours <= {TARGET_VS_FLOOR} x floor:   {verdict(t['floor_met'])} "
         f"(ours/floor = {fmt(res['ours_over_floor'], 0, 2)})"
+    )
+    cost = res["ours_augmented_over_ours"] - 1
+    print(
+        f"  augmentation <= {TARGET_AUGMENT:.0%} of an epoch: {verdict(t['augment_met'])} "
+        f"(it adds {cost:.0%})"
     )
 
 
@@ -272,7 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(data.train_labels) != N_IMAGES:
         sys.exit(f"expected {N_IMAGES} training images, found {len(data.train_labels)}")
 
-    runners: dict[str, Runner] = {"ours": lambda bs: epoch_ours(data, bs)}
+    runners: dict[str, Runner] = {
+        "ours": lambda bs: epoch_ours(data, bs),
+        "ours_augmented": lambda bs: epoch_ours_augmented(data, bs),
+    }
     if torch is not None:
         tdata = torch_data(data)
         runners["pytorch"] = lambda bs: epoch_torch(tdata, bs)

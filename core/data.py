@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import queue
 import struct
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -192,6 +193,40 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return out.reshape(*images.shape, 1)
 
 
+Batch = tuple[np.ndarray, np.ndarray]  # float32 images (N, H, W, 1) and their labels
+
+
+def batch_jobs(
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+) -> list[Callable[[], Batch]]:
+    """One function per batch over `indices` (shuffled when an rng is given) that makes it.
+
+    `transform`, if set, maps a float32 (N, H, W) batch to an augmented one; each batch gets
+    its own generator, seeded here in order, so batches made in any order or on any thread
+    come out the same.
+    """
+    order = rng.permutation(indices) if rng is not None else indices
+    starts = range(0, len(order), batch_size)
+    seeds = rng.integers(2**63, size=len(starts)) if rng is not None and transform else None
+
+    def job(k: int, chunk: np.ndarray) -> Callable[[], Batch]:
+        def make() -> Batch:
+            x = to_float(images[chunk])
+            if transform is not None:
+                batch_rng = np.random.default_rng(seeds[k] if seeds is not None else k)
+                x = transform(x[..., 0], batch_rng).reshape(x.shape)
+            return x, labels[chunk]
+
+        return make
+
+    return [job(k, order[start : start + batch_size]) for k, start in enumerate(starts)]
+
+
 def batches(
     images: np.ndarray,
     labels: np.ndarray,
@@ -199,61 +234,30 @@ def batches(
     batch_size: int,
     rng: np.random.Generator | None = None,
     transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (float32 images, labels) batches over `indices`, shuffled when an rng is given.
+) -> Iterator[Batch]:
+    """Yield (float32 images, labels) batches over `indices`, made one after another."""
+    for make in batch_jobs(images, labels, indices, batch_size, rng, transform):
+        yield make()
 
-    `transform`, if set, maps a float32 (N, H, W) batch to an augmented one.
+
+def prefetch(jobs: Sequence[Callable[[], T]], workers: int = 2, depth: int = 4) -> Iterator[T]:
+    """Yield the results of `jobs` in order, made by `workers` threads up to `depth` ahead.
+
+    NumPy releases the GIL inside its loops, so converting and augmenting the next batches
+    uses the core that training's single BLAS thread leaves free (and, while training waits,
+    both). Errors in a job are raised here; leaving the loop early cancels what is pending.
     """
-    order = rng.permutation(indices) if rng is not None else indices
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        x = to_float(images[chunk])
-        if transform is not None:
-            x = transform(x[..., 0], rng).reshape(x.shape)
-        yield x, labels[chunk]
-
-
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate over `items` while a background thread prepares the next `depth` of them.
-
-    NumPy releases the GIL inside its loops, so converting and augmenting the next batch
-    runs on the core that training's single BLAS thread leaves free. Errors in the
-    producer are raised here; leaving the loop early stops the producer.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(end)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(_Failed(exc))
-
-    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
-    worker.start()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
+    pending: deque[Future[T]] = deque()
+    upcoming = iter(jobs)
     try:
-        while (item := ready.get()) is not end:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+        for job in islice(upcoming, depth):
+            pending.append(pool.submit(job))
+        while pending:
+            result = pending.popleft().result()
+            job = next(upcoming, None)
+            if job is not None:
+                pending.append(pool.submit(job))
+            yield result
     finally:
-        stop.set()
-        worker.join()
-
-
-@dataclass
-class _Failed:
-    error: BaseException
+        pool.shutdown(wait=True, cancel_futures=True)

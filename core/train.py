@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from . import augment
 from .config import TrainConfig, validate
-from .data import Dataset, batches, load_dataset, prefetch, stratified_split, subset
+from .data import Dataset, batch_jobs, load_dataset, prefetch, stratified_split, subset
 from .fpu import flush_denormals
 from .metrics import evaluate
 from .model import Model, spec_from_config
@@ -110,8 +110,8 @@ def train_steps(
     in a background thread while the previous one trains.
     """
     n_batches = math.ceil(len(indices) / cfg.batch_size)
-    epoch_batches = batches(images, labels, indices, cfg.batch_size, rng, transform)
-    for b, (x, y) in enumerate(prefetch(epoch_batches)):
+    jobs = batch_jobs(images, labels, indices, cfg.batch_size, rng, transform)
+    for b, (x, y) in enumerate(prefetch(jobs)):
         # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
         lr = lr_at(cfg, epoch + (b + 0.5) / n_batches)
         loss, logits = model.loss_and_grads(x, y)
