@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,6 +402,31 @@ class RunStore:
                 "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
             ).fetchall()
         return [{k: v for k, v in dict(row).items() if k != "run_id"} for row in rows]
+
+    def epochs_of(self, run_ids: Iterable[int]) -> dict[int, list[dict[str, float]]]:
+        """The per-epoch metrics of many runs in one query; a run without epochs gets []."""
+        out: dict[int, list[dict[str, float]]] = {i: [] for i in run_ids}
+        if not out:
+            return out
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM epochs WHERE run_id IN ({', '.join('?' * len(out))}) "
+                "ORDER BY run_id, epoch",
+                list(out),
+            ).fetchall()
+        for row in rows:
+            values = dict(row)
+            out[values.pop("run_id")].append(values)
+        return out
+
+    def epoch_summaries(self) -> dict[int, dict[str, float]]:
+        """For every run with epochs: how many, the best validation accuracy, seconds elapsed."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_id, COUNT(*), MAX(val_accuracy), MAX(elapsed) FROM epochs "
+                "GROUP BY run_id"
+            ).fetchall()
+        return {r[0]: {"epochs": r[1], "best_val_accuracy": r[2], "elapsed": r[3]} for r in rows}
 
     def batch_losses(self, run_id: int) -> list[tuple[int, float, float]]:
         """(step, fractional epoch, loss) of the sampled batches, in order."""

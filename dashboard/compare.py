@@ -1,17 +1,11 @@
-"""Pure pieces of the Compare page: runs in, tables and Plotly figures out (no Streamlit).
-
-The two bulk reads (`epoch_summaries`, `epochs_by_run`) query the store's SQLite file
-read-only, so that 500 runs cost one query instead of 500; they belong in core/runs.py.
-"""
+"""Pure pieces of the Compare page: runs in, tables and Plotly figures out (no Streamlit)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -111,41 +105,6 @@ def filter_runs(
 
 
 # Bulk reads (read-only SQL against the run store's file)
-
-
-def _read_only(db_path: str | Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-
-
-def epoch_summaries(db_path: str | Path) -> dict[int, dict[str, float]]:
-    """Per run with recorded epochs: epochs done, best validation accuracy, seconds elapsed."""
-    db = _read_only(db_path)
-    try:
-        rows = db.execute(
-            "SELECT run_id, COUNT(*), MAX(val_accuracy), MAX(elapsed) FROM epochs GROUP BY run_id"
-        ).fetchall()
-    finally:
-        db.close()
-    return {r[0]: {"epochs": r[1], "best_val_accuracy": r[2], "elapsed": r[3]} for r in rows}
-
-
-def epochs_by_run(db_path: str | Path, ids: Collection[int]) -> dict[int, list[dict[str, float]]]:
-    """The per-epoch metrics of the runs `ids`, in one query; a run without epochs gets []."""
-    out: dict[int, list[dict[str, float]]] = {i: [] for i in ids}
-    if not out:
-        return out
-    db = _read_only(db_path)
-    try:
-        rows = db.execute(
-            f"SELECT run_id, {', '.join(EPOCH_COLUMNS)} FROM epochs "
-            f"WHERE run_id IN ({', '.join('?' * len(out))}) ORDER BY run_id, epoch",
-            list(out),
-        ).fetchall()
-    finally:
-        db.close()
-    for run_id, *values in rows:
-        out[run_id].append(dict(zip(EPOCH_COLUMNS, values, strict=True)))
-    return out
 
 
 # The runs table

@@ -141,26 +141,20 @@ def test_colours_are_distinct_and_labels_name_the_difference(lr_runs):
 
 def test_bulk_reads_match_the_store(store, lr_runs):
     ids = [r.id for r in lr_runs]
-    by_run = cmp.epochs_by_run(store.path, [*ids, 999])
+    by_run = store.epochs_of([*ids, 999])
     for run_id in ids:
         assert by_run[run_id] == store.epochs(run_id)
-    assert by_run[999] == [] and cmp.epochs_by_run(store.path, []) == {}
-    summaries = cmp.epoch_summaries(store.path)
+    assert by_run[999] == [] and store.epochs_of([]) == {}
+    summaries = store.epoch_summaries()
     assert summaries[lr_runs[2].id] == {"epochs": 3, "best_val_accuracy": 0.93, "elapsed": 4.5}
     assert summaries[lr_runs[3].id]["epochs"] == 2
-
-
-def test_bulk_reads_never_create_a_store(tmp_path):
-    with pytest.raises(sqlite3.OperationalError):
-        cmp.epoch_summaries(tmp_path / "missing.sqlite")
-    assert not (tmp_path / "missing.sqlite").exists()
 
 
 def test_runs_table_shows_known_metrics_and_only_varying_settings(store, lr_runs):
     with fast_writes(store):
         live = seed_run(store, "live", BASE.replace(lr=0.5), (0.7, 0.75), status="running")
     runs = store.list()
-    summaries = cmp.epoch_summaries(store.path)
+    summaries = store.epoch_summaries()
     now = live.started + 42.0
     table = cmp.runs_table(runs, cmp.varying_settings(runs), summaries, now)
     assert list(table.columns) == ["id", "name", "status", "tags", "sweep", "started",
@@ -191,7 +185,7 @@ def test_config_diff_shows_only_the_settings_that_differ(lr_runs):
 def test_csv_export_round_trips_and_defuses_formulas(store, lr_runs):
     store.rename(lr_runs[0].id, '=HYPERLINK("http://x")')
     runs = store.list()
-    table = cmp.runs_table(runs, ["lr"], cmp.epoch_summaries(store.path), time.time())
+    table = cmp.runs_table(runs, ["lr"], store.epoch_summaries(), time.time())
     back = pd.read_csv(io.BytesIO(cmp.to_csv(table)))
     assert back["id"].tolist() == table["id"].tolist()
     assert back[cmp.ACCURACY].tolist() == table[cmp.ACCURACY].tolist()
@@ -205,7 +199,7 @@ def test_curves_overlay_runs_in_one_colour_each(store, lr_runs):
     runs = lr_runs[:3]
     colors = cmp.run_colors(r.id for r in runs)
     labels = {r.id: cmp.run_label(r, ["lr"]) for r in runs}
-    epochs = cmp.epochs_by_run(store.path, [r.id for r in runs])
+    epochs = store.epochs_of([r.id for r in runs])
     fig = cmp.curves_figure(runs, epochs, colors, labels)
     assert len(fig.data) == 9  # three panels per run
     for run in runs:
@@ -223,7 +217,7 @@ def test_curves_overlay_runs_in_one_colour_each(store, lr_runs):
 
 
 def test_parallel_coordinates_axes_and_colours(store, lr_runs):
-    summaries = cmp.epoch_summaries(store.path)
+    summaries = store.epoch_summaries()
     chosen = cmp.run_colors([lr_runs[0].id, lr_runs[2].id])
     fig = cmp.parallel_figure(lr_runs, summaries, chosen)
     (trace,) = fig.data
@@ -245,7 +239,7 @@ def test_parallel_coordinates_axes_and_colours(store, lr_runs):
 
 
 def test_scatter_of_accuracy_against_time(store, lr_runs):
-    summaries = cmp.epoch_summaries(store.path)
+    summaries = store.epoch_summaries()
     colors = cmp.run_colors([lr_runs[1].id])
     labels = {lr_runs[1].id: "#2 lr=0.1"}
     fig = cmp.time_scatter(lr_runs, summaries, colors, labels, time.time())

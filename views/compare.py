@@ -86,7 +86,7 @@ def curves(
             runs.append(store.get(run_id))
         except KeyError:
             continue
-    epochs = cmp.epochs_by_run(store.path, ids)
+    epochs = store.epochs_of(ids)
     st.plotly_chart(cmp.curves_figure(runs, epochs, colors, labels, x))
     waiting = [f"#{r.id} ({r.status})" for r in runs if not epochs[r.id]]
     if waiting:
@@ -114,7 +114,7 @@ if not runs:
     st.stop()
 
 try:
-    summaries = cmp.epoch_summaries(store.path)
+    summaries = store.epoch_summaries()
 except sqlite3.Error as exc:  # a locked or damaged store must not take the page down
     st.error(f"The per-epoch metrics could not be read ({exc}). Reload the page in a moment.")
     summaries = {}
