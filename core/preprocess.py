@@ -150,8 +150,11 @@ def prepare(gray: np.ndarray, min_extent: float = 0.08) -> Prepared:
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     small = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
     small = small.clip(0, 1)
-    if small.sum() <= 0:
+    if small.max() <= 0:
         return Prepared(None, "no digit found: the ink vanished when scaled down", box)
+    # MNIST's digits all reach full ink; a thin stroke scaled down comes out faint, and a
+    # network reads a faint 7 as a 1. Stretch the brightest pixel back to 1.
+    small = small / small.max()
     cy, cx = ndimage.center_of_mass(small)
     sh, sw = small.shape
     y0 = int(np.clip(round(CENTRE - cy), 0, 28 - sh))

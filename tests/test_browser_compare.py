@@ -123,7 +123,7 @@ def test_curves_follow_a_run_while_it_trains(app_server, page):
                    "val_accuracy": 0.72, "lr": 0.5, "seconds": 1.0, "elapsed": 2.0}  # fmt: skip
         store.add_epoch(run.id, metrics, [])
         page.wait_for_function(f"{POINTS} === 2", timeout=20_000)  # no reload, no click
-        assert page.evaluate(STATUS, run.id) == "running"
+        page.wait_for_function(f"({STATUS})({run.id}) === 'running'", timeout=20_000)
         store.finish(run.id, "finished", best_val_accuracy=0.72, test_accuracy=0.71)
         page.wait_for_function(f"({STATUS})({run.id}) === 'finished'", timeout=20_000)
         assert_clean(page)

@@ -28,6 +28,7 @@ from core.train import split_for
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "data" / "models" / "default.npz"
+SHIPPED_MLP = REPO / "data" / "models" / "mlp.npz"
 
 
 @pytest.fixture(scope="module")
@@ -232,10 +233,10 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
 # Weights
 
 
-def test_weights_default_model(mnist):
-    at = open_page("weights", weights_neuron=5)
+def test_weights_of_the_shipped_mlp(mnist):
+    at = open_page("weights", model="mlp", weights_neuron=5)
     assert any("no training to replay" in i.value for i in at.info)
-    model, _ = load_model(DEFAULT_MODEL)
+    model, _ = load_model(SHIPPED_MLP)
     W = model.layers[1].params["W"]
     tiles = trace(figure(at, "weights_grid"), "tiles")
     assert tiles["customdata"] == list(range(W.shape[1]))  # one tile per first-layer neuron

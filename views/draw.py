@@ -203,8 +203,10 @@ def compare(x: np.ndarray) -> None:
     if len(choices) < 2:
         st.info("Train a model on the Train page to compare it with this one on your drawing.")
         return
-    # The selected model and the newest other one, so a comparison shows straight away.
-    default = [choice.key, *[k for k in choices if k != choice.key][:1]]
+    # The selected model and the newest trained run (else the other shipped model), so a
+    # comparison shows straight away.
+    others = sorted((k for k in choices if k != choice.key), key=lambda k: not k.startswith("run-"))
+    default = [choice.key, *others[:1]]
     picked = st.multiselect(
         "Models", list(choices), default=[k for k in default if k in choices],
         format_func=lambda k: choices[k].label, key="draw_compare",
