@@ -120,6 +120,13 @@ def selected_model() -> tuple[ModelChoice, Model, dict[str, Any]]:
     return choice, model, meta
 
 
+def model_data(meta: dict[str, Any]) -> tuple[Dataset, str, list[str]]:
+    """The data a model was trained on, its folder ('' for MNIST), and its class names."""
+    data_dir = str((meta.get("config") or {}).get("data_dir") or "")
+    data = dataset(data_dir)
+    return data, data_dir, [str(n) for n in (meta.get("class_names") or data.class_names)]
+
+
 def training_status() -> None:
     """A sidebar line about runs in progress, refreshed every two seconds on every page."""
     with st.sidebar:

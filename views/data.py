@@ -45,7 +45,7 @@ def _map_rows(data_key: str, _data: Dataset) -> np.ndarray:
 def _map(
     path: str, mtime: float, data_key: str, layer: int | None, _data: Dataset
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    model, _ = load_model(path)  # a private copy: layers keep per-call state
+    model, _ = load_model(path)
     x = _data.test_images[_map_rows(data_key, _data)]
     coords, explained = analysis.pca_2d(analysis.layer_outputs(model, x, layer))
     predictions = model.predict_proba(to_float(x)).argmax(axis=1)
@@ -66,9 +66,7 @@ def _reshuffle() -> None:
 
 st.title("Data")
 choice, model, meta = state.selected_model()
-data_dir = str((meta.get("config") or {}).get("data_dir") or "")
-data = state.dataset(data_dir)
-names = [str(n) for n in (meta.get("class_names") or data.class_names)]
+data, data_dir, names = state.model_data(meta)
 noun = "digit" if data.name == "MNIST" else "class"
 k = len(names)
 h, w = data.image_shape

@@ -24,7 +24,6 @@ DAMAGE = {
 
 @st.cache_data(show_spinner="Running the model on every test image (once per model)…")
 def _evaluation(path: str, mtime: float, data_key: str, _data: Dataset) -> Evaluation:
-    # A private copy of the model: layers keep per-call state, so sessions must not share one.
     model, _ = load_model(path)
     return evaluate(model, _data.test_images, _data.test_labels)
 
@@ -88,9 +87,7 @@ def _on_example_click() -> None:
 
 st.title("Evaluate")
 choice, model, meta = state.selected_model()
-data_dir = str((meta.get("config") or {}).get("data_dir") or "")
-data = state.dataset(data_dir)
-names = [str(n) for n in (meta.get("class_names") or data.class_names)]
+data, data_dir, names = state.model_data(meta)
 noun = "digit" if data.name == "MNIST" else "class"
 k = len(names)
 result = _evaluation(str(choice.path), choice.path.stat().st_mtime, data_dir, data)

@@ -58,9 +58,7 @@ def _random_digit(n: int) -> None:
 
 st.title("Weights")
 choice, model, meta = state.selected_model()
-data_dir = str((meta.get("config") or {}).get("data_dir") or "")
-data = state.dataset(data_dir)
-names = [str(n) for n in (meta.get("class_names") or data.class_names)]
+data, data_dir, names = state.model_data(meta)
 n_test = len(data.test_labels)
 
 run = None
