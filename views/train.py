@@ -9,7 +9,7 @@ from dashboard import curves, images, settings, state
 
 st.title("Train a network")
 st.caption(
-    "Every setting has a ⓘ that says what it does. Start queues the run; it trains in the "
+    "Hover the ? beside a setting to see what it does. Start queues the run; it trains in the "
     "background, so you can look at other pages (or close this tab) while it learns."
 )
 store = state.store()
