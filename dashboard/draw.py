@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from core.model import Model
 from core.preprocess import ImageError, Prepared, load_image, prepare
 
-from .images import DIVERGING, _layout, tile
+from .images import DIVERGING, image_layout, tile
 
 NOT_SURE = 0.6  # below this top probability the page says "not sure" instead of naming it
 CANVAS = 320  # the drawing box's side in pixels: big enough for a finger on a tablet
@@ -209,7 +209,7 @@ def layer_figure(hidden: Hidden, highlight: Sequence[int] = (), height: int = 22
         )
     )
     rows = -(-len(maps) // 16)
-    return _layout(fig, height=max(height, rows * 70 + 30), title=hidden.title)
+    return image_layout(fig, height=max(height, rows * 70 + 30), title=hidden.title)
 
 
 def top_neurons(contributions: np.ndarray, k: int = TOP_NEURONS) -> np.ndarray:
@@ -249,7 +249,7 @@ def neurons_figure(
             for i, n in enumerate(neurons)
         ]
     )  # fmt: skip
-    fig = _layout(fig, height=height, title=None)
+    fig = image_layout(fig, height=height, title=None)
     fig.update_layout(margin=dict(l=0, r=0, t=24, b=0))
     return fig
 

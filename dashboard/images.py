@@ -27,7 +27,8 @@ def tile(images: np.ndarray, cols: int, pad: int = 1, fill: float = np.nan) -> n
     return out
 
 
-def _layout(fig: go.Figure, height: int, title: str | None) -> go.Figure:
+def image_layout(fig: go.Figure, height: int, title: str | None) -> go.Figure:
+    """Square pixels, no axes, rows downwards: the frame every image figure here shares."""
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title)
@@ -69,7 +70,7 @@ def digit_grid(
         )
     )
     rows = max(1, math.ceil(n / cols))
-    return _layout(fig, height=rows * tile_px + (30 if title else 0), title=title)
+    return image_layout(fig, height=rows * tile_px + (30 if title else 0), title=title)
 
 
 def digit(image: np.ndarray, title: str | None = None, height: int = 280) -> go.Figure:
@@ -84,7 +85,7 @@ def digit(image: np.ndarray, title: str | None = None, height: int = 280) -> go.
             hovertemplate="row %{y}, column %{x}: %{z:.2f}<extra></extra>",
         )
     )
-    return _layout(fig, height=height, title=title)
+    return image_layout(fig, height=height, title=title)
 
 
 def probability_bars(

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from dashboard.images import DIVERGING, GRAY, tile
+from dashboard.images import DIVERGING, GRAY, image_layout, tile
 
 ACCENT = "#ff4b4b"
 OUTLINE = "#1c83e1"  # a chosen cell: stands out on green, red, white and dark backgrounds
@@ -509,10 +509,7 @@ def weight_image(image: np.ndarray, title: str | None = None, height: int = 360)
             hovertemplate="row %{y}, column %{x}: weight %{z:+.3f}<extra></extra>",
         )
     )
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_layout(height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title)
-    return fig
+    return image_layout(fig, height, title)
 
 
 MAX_HEATMAP_CELLS = 60_000  # above this a matrix is drawn as an image, without per-cell hover
