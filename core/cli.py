@@ -24,7 +24,16 @@ from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError, load_model
 from .preprocess import ImageError, load_image, prepare
 from .runs import RUNS_DIR_ENV, Run, RunStore, train_run
-from .sweep import SweepError, SweepSpec, parse_spec, plan, run_dask, run_local, summary
+from .sweep import (
+    SweepError,
+    SweepSpec,
+    parse_spec,
+    plan,
+    read_spec,
+    run_dask,
+    run_local,
+    summary,
+)
 from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
 from .worker import run_queue
 
@@ -296,13 +305,9 @@ def _sweep_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Sw
     raw: dict[str, Any] = {}
     if args.spec:
         try:
-            raw = yaml.safe_load(args.spec.read_text()) or {}
-        except OSError as exc:
-            parser.error(f"{args.spec}: {exc.strerror}")
-        except yaml.YAMLError as exc:
-            parser.error(f"{args.spec} is not valid YAML or JSON: {exc}")
-        if not isinstance(raw, dict):
-            parser.error(f"{args.spec} must hold a mapping (name, base, grid, ...)")
+            raw = read_spec(args.spec)
+        except SweepError as exc:
+            parser.error(str(exc))
     base = dict(raw.get("base") or {})
     base.update(_pairs(args.set, "--set", parser))
     if args.preset:

@@ -105,15 +105,22 @@ def parse_spec(raw: dict[str, Any]) -> SweepSpec:
     return SweepSpec(slug(name), base, grid, random, trials, metric, int(raw.get("seed", 0)))
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read a YAML or JSON sweep spec file."""
+def read_spec(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML or JSON sweep spec file, before it is checked."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
         raise SweepError(f"{path} cannot be read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise SweepError(f"{path} is not valid YAML or JSON: {exc}") from exc
-    return parse_spec(raw)
+    if not isinstance(raw, dict):
+        raise SweepError(f"{path} must hold a mapping (name, base, grid, ...)")
+    return raw
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check a YAML or JSON sweep spec file."""
+    return parse_spec(read_spec(path))
 
 
 def _sample(kind: str, args: list[Any], rng: np.random.Generator) -> Any:
