@@ -263,15 +263,17 @@ if layers_tab.open:
         ]
         note = ""
         if constant:
+            # A max-pool between the layer and its batch norm does not change that.
+            after = [[lyr.kind for lyr in net.layers[i.index + 1 :]] for i in constant]
             norm = all(
-                info.index + 1 < len(net.layers) and net.layers[info.index + 1].kind == "batchnorm"
-                for info in constant
+                next((kind for kind in kinds if kind != "maxpool2d"), "") == "batchnorm"
+                for kinds in after
             )
             note = (
                 f" Not drawn: the biases of {', '.join(info.title for info in constant)}, which "
                 "all have the same value"
                 + (
-                    " (the batch norm right after does their job, so they never move)."
+                    " (the batch norm after them does their job, so they never move)."
                     if norm
                     else "."
                 )
