@@ -9,13 +9,33 @@ so one loaded model can answer several dashboard sessions at once.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 F32 = np.float32
 Shape = tuple[int, ...]
+# Conv2D and MaxPool2D split batches of at least SPLIT_MIN images in two halves and work
+# on both at once, one on this helper thread: NumPy releases the GIL inside its loops and
+# matrix products, so the halves run on two cores.
+SPLIT_MIN = 32
+_SIDE = ThreadPoolExecutor(1, thread_name_prefix="layers")
+T = TypeVar("T")
+
+
+def halves(n: int) -> list[slice]:
+    """A batch of n images as two halves when it is worth two cores, else as one part."""
+    return [slice(0, n // 2), slice(n // 2, n)] if n >= SPLIT_MIN else [slice(0, n)]
+
+
+def on_two_cores(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
+    """work(part) for every part, all but the last on the helper thread; results in order."""
+    futures = [_SIDE.submit(work, part) for part in parts[:-1]]
+    last = work(parts[-1])
+    return [future.result() for future in futures] + [last]
 
 
 class Layer:
@@ -307,33 +327,50 @@ class Conv2D(Layer):
         before, after = self._pads()
         if before or after:
             x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
-        cols = im2col(x, self.kernel_size)
-        n, h, w, _ = x.shape
-        out_h, out_w = h - self.kernel_size + 1, w - self.kernel_size + 1
-        self.cols, self.padded_shape = cols, x.shape
+        k, (n, h, w, _) = self.kernel_size, x.shape
+        y = np.empty((n, h - k + 1, w - k + 1, self.filters), x.dtype)
         weights = np.vstack([self.params["W"].reshape(-1, self.filters), self.params["b"]])
-        return (cols @ weights).reshape(n, out_h, out_w, self.filters)
+
+        def work(rows: slice) -> np.ndarray:
+            cols = im2col(x[rows], k)
+            np.matmul(cols, weights, out=y[rows].reshape(-1, self.filters))
+            return cols
+
+        parts = halves(n)
+        self.parts = list(zip(parts, on_two_cores(work, parts), strict=True))
+        self.padded_shape = x.shape
+        return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        dy2 = dy.reshape(-1, self.filters)
-        grads = self.cols.T @ dy2  # the last row, against the ones column, is the bias's
+        dx = np.zeros(self.padded_shape, dy.dtype) if need_dx else None
+
+        def work(part: tuple[slice, np.ndarray]) -> np.ndarray:
+            rows, cols = part
+            if dx is not None:
+                self._add_input_gradient(dy[rows], dx[rows])
+            # The last row, against the ones column, is the bias's gradient.
+            return cols.T @ dy[rows].reshape(-1, self.filters)
+
+        grads = sum(on_two_cores(work, self.parts))
         self.grads["W"].reshape(-1, self.filters)[...] = grads[:-1]
         self.grads["b"][...] = grads[-1]
-        if not need_dx:
+        if dx is None:
             return None
-        n, out_h, out_w, _ = dy.shape
-        W = self.params["W"]
-        # col2im, one kernel offset at a time: the input gradient of every pixel that the
-        # offset (i, j) touched is dy @ W[i, j]ᵀ, added over the whole batch at once.
-        dx = np.zeros(self.padded_shape, dy.dtype)
-        for i in range(self.kernel_size):
-            for j in range(self.kernel_size):
-                dx_ij = (dy2 @ W[i, j].T).reshape(n, out_h, out_w, -1)
-                dx[:, i : i + out_h, j : j + out_w, :] += dx_ij
         before, after = self._pads()
         if before or after:
             dx = dx[:, before : dx.shape[1] - after, before : dx.shape[2] - after, :]
         return dx
+
+    def _add_input_gradient(self, dy: np.ndarray, dx: np.ndarray) -> None:
+        """col2im, one kernel offset at a time: the input gradient of every pixel that the
+        offset (i, j) touched is dy @ W[i, j]ᵀ, added over the whole batch at once."""
+        n, out_h, out_w, _ = dy.shape
+        dy2 = dy.reshape(-1, self.filters)
+        W = self.params["W"]
+        for i in range(self.kernel_size):
+            for j in range(self.kernel_size):
+                dx_ij = (dy2 @ W[i, j].T).reshape(n, out_h, out_w, -1)
+                dx[:, i : i + out_h, j : j + out_w, :] += dx_ij
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -396,21 +433,40 @@ class MaxPool2D(Layer):
         n, h, w, c = self.in_shape = x.shape
         p = self.pool_size
         oh, ow = h // p, w // p
-        x = np.ascontiguousarray(x[:, : oh * p, : ow * p])  # no copy when p divides h and w
-        rows, down = first_max(x.reshape(n, oh, p, ow * p * c))  # (n, oh, ow·p·c)
-        y, across = first_max(rows.reshape(n, oh, ow, p, c))  # (n, oh, ow, c)
-        self.which = (down, across)
+        y = np.empty((n, oh, ow, c), x.dtype)
+
+        def work(rows: slice) -> tuple[np.ndarray, np.ndarray]:
+            part = np.ascontiguousarray(x[rows, : oh * p, : ow * p])  # a copy only if cropped
+            m = len(part)
+            columns, down = first_max(part.reshape(m, oh, p, ow * p * c))  # (m, oh, ow·p·c)
+            y[rows], across = first_max(columns.reshape(m, oh, ow, p, c))
+            return down, across
+
+        parts = halves(n)
+        self.parts = list(zip(parts, on_two_cores(work, parts), strict=True))
         return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        n, h, w, c = self.in_shape
+        _, h, w, c = self.in_shape
         p = self.pool_size
         oh, ow = h // p, w // p
-        down, across = self.which
-        rows = route(dy, across, p).reshape(n, oh, ow * p * c)
-        dx = route(rows, down, p).reshape(n, oh * p, ow * p, c)
-        if (oh * p, ow * p) != (h, w):
-            dx = np.pad(dx, ((0, 0), (0, h - oh * p), (0, w - ow * p), (0, 0)))
+        cropped = (oh * p, ow * p) != (h, w)
+        dx = np.zeros(self.in_shape, dy.dtype) if cropped else np.empty(self.in_shape, dy.dtype)
+
+        def work(part: tuple[slice, tuple[np.ndarray, np.ndarray]]) -> None:
+            rows, (down, across) = part
+            m = len(down)
+            columns = route(dy[rows], across, p, np.empty((m, oh, ow, p, c), dy.dtype))
+            columns = columns.reshape(m, oh, ow * p * c)
+            if cropped:
+                out = np.empty((m, oh, p, ow * p * c), dy.dtype)
+                dx[rows, : oh * p, : ow * p] = route(columns, down, p, out).reshape(
+                    m, oh * p, ow * p, c
+                )
+            else:
+                route(columns, down, p, dx[rows].reshape(m, oh, p, ow * p * c))
+
+        on_two_cores(work, self.parts)
         return dx
 
     def get_config(self) -> dict[str, Any]:
@@ -431,9 +487,8 @@ def first_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best, which
 
 
-def route(dy: np.ndarray, which: np.ndarray, p: int) -> np.ndarray:
-    """The inverse of `first_max`: (..., k) gradients sent to the winners in (..., p, k)."""
-    dx = np.empty((*dy.shape[:-1], p, dy.shape[-1]), dy.dtype)
+def route(dy: np.ndarray, which: np.ndarray, p: int, dx: np.ndarray) -> np.ndarray:
+    """The inverse of `first_max`: (..., k) gradients sent to the winners in dx (..., p, k)."""
     for k in range(1, p):
         np.multiply(dy, which == k, out=dx[..., k, :])
     # The first position gets what no later one won: dy minus dy or 0, exactly. (One

@@ -78,6 +78,51 @@ def test_conv2d_gradients(kernel, padding, channels, filters, training, rng):
     assert_gradients_match(check_layer(layer, x, training))
 
 
+@pytest.fixture
+def split_small_batches(monkeypatch):
+    """Make Conv2D and MaxPool2D split even a batch of 2 across the two cores."""
+    monkeypatch.setattr(L, "SPLIT_MIN", 2)
+
+
+SPLIT_CASES = [
+    ("conv 3 valid, 1 channel", lambda: L.Conv2D(4, 3, "valid"), (3, 7, 6, 1)),
+    ("conv 3 same, 3 channels", lambda: L.Conv2D(2, 3, "same"), (3, 7, 6, 3)),
+    ("maxpool 2", lambda: L.MaxPool2D(2), (3, 6, 6, 3)),
+    ("maxpool 3 odd size", lambda: L.MaxPool2D(3), (3, 7, 8, 2)),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), SPLIT_CASES, ids=[c[0] for c in SPLIT_CASES])
+def test_gradients_of_a_batch_split_across_two_cores(name, make, shape, split_small_batches, rng):
+    layer = built(make(), shape[1:])
+    if layer.params:
+        layer.params["b"][:] = rng.standard_normal(layer.params["b"].shape)
+    x = smooth_input(shape, rng)
+    assert_gradients_match(check_layer(layer, x, training=True))
+    assert len(layer.parts) == 2  # the halves of 1 and 2 images were really computed apart
+
+
+@pytest.mark.parametrize("make", [lambda: L.Conv2D(8, 3, "valid"), lambda: L.MaxPool2D(2)])
+def test_a_split_batch_matches_the_same_batch_in_one_piece(make, monkeypatch, rng):
+    x = rng.standard_normal((64, 12, 12, 3), dtype=np.float32)
+    dy = None
+    results = []
+    for split_min in (10**9, 32):  # one piece, then two halves of 32
+        monkeypatch.setattr(L, "SPLIT_MIN", split_min)
+        layer = make()
+        layer.build(x.shape[1:], np.random.default_rng(0))
+        y = layer.forward(x, training=True)
+        dy = rng.standard_normal(y.shape, dtype=np.float32) if dy is None else dy
+        dx = layer.backward(dy)
+        results.append((y, dx, {k: g.copy() for k, g in layer.grads.items()}))
+    (y1, dx1, g1), (y2, dx2, g2) = results
+    np.testing.assert_allclose(y2, y1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-5, atol=1e-5)
+    for name in g1:  # sums of 64·100 float32 terms, added in another order
+        scale = np.abs(g1[name]).max()
+        np.testing.assert_allclose(g2[name], g1[name], rtol=1e-5, atol=1e-5 * scale)
+
+
 @pytest.mark.parametrize(("kernel", "padding"), [(3, "same"), (2, "same"), (3, "valid")])
 def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
     layer = built(L.Conv2D(2, kernel, padding), (5, 6, 3))
