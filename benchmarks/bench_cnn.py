@@ -14,8 +14,10 @@ epoch loop over the first `--images` training images (default all 60,000):
   `prefetch(batches(...))` with the preset's augmentation (`core.augment.batch_transform`)
   running in the prefetch thread as in fit, `model.loss_and_grads`, `optimizer.step` at the
   scheduled learning rate, all inside `compute_settings()` (one BLAS thread, denormals
-  flushed). This is what an epoch costs a user. Fit's bookkeeping (accuracy counting,
-  callbacks) and the validation and test evaluations are not timed.
+  flushed; Conv2D and MaxPool2D put half of each batch on their helper thread, so ours
+  uses both cores, as PyTorch does). This is what an epoch costs a user. Fit's
+  bookkeeping (accuracy counting, callbacks) and the validation and test evaluations are
+  not timed.
 - ours_no_aug: the same without the augmentation, to show what it adds to a CNN epoch.
 - pytorch: the same network in PyTorch on the CPU in float32, translated layer by layer from
   the same spec to NCHW (Conv2d with the preset's padding, BatchNorm2d / BatchNorm1d,

@@ -244,8 +244,8 @@ def prefetch(jobs: Sequence[Callable[[], T]], workers: int = 2, depth: int = 4) 
     """Yield the results of `jobs` in order, made by `workers` threads up to `depth` ahead.
 
     NumPy releases the GIL inside its loops, so converting and augmenting the next batches
-    uses the core that training's single BLAS thread leaves free (and, while training waits,
-    both). Errors in a job are raised here; leaving the loop early cancels what is pending.
+    runs beside training, on whichever core it leaves free. Errors in a job are raised
+    here; leaving the loop early cancels what is pending.
     """
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
     pending: deque[Future[T]] = deque()

@@ -269,14 +269,13 @@ class BatchNorm(Layer):
         if not self.training:  # the statistics are constants
             return (wide * np.tile(scale, tiles)).reshape(self.shape)
         # The textbook dx = γ/σ (dy - mean(dy) - x̂ mean(dy x̂)), written per channel as
-        # a dy - b centred - c, where the means are the beta and gamma gradients over m.
-        a = scale
-        b = scale * self.inv_std * self.grads["gamma"] / m
-        c_ = scale * self.grads["beta"] / m
-        dx = wide * np.tile(a, tiles)
-        np.multiply(self.centred, np.tile(b, tiles), out=product)
+        # scale·dy - slope·centred - offset; the means are the beta and gamma gradients / m.
+        slope = scale * self.inv_std * self.grads["gamma"] / m
+        offset = scale * self.grads["beta"] / m
+        dx = wide * np.tile(scale, tiles)
+        np.multiply(self.centred, np.tile(slope, tiles), out=product)
         dx -= product
-        dx -= np.tile(c_, tiles)
+        dx -= np.tile(offset, tiles)
         return dx.reshape(self.shape)
 
     def get_config(self) -> dict[str, Any]:

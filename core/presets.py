@@ -34,8 +34,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cnn": {
         "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "
-        "128), batch normalisation, dropout and the same augmentation: 99.3 % in about four "
-        "minutes.",
+        "128), batch normalisation, dropout and the same augmentation: 99.4-99.5 % in under "
+        "two and a half minutes.",
         "config": {
             "arch": "cnn",
             "conv": [16, 32],

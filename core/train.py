@@ -162,8 +162,9 @@ def compute_settings(threads: int = 1) -> Iterator[None]:
     """The numeric setting training runs under: BLAS threads, and denormals flushed to zero.
 
     One BLAS thread is the default: on these small matrices a second one costs more in
-    synchronisation than it saves (benchmarks/bench_mlp.py shows it), and it leaves a core
-    free for the dashboard.
+    synchronisation than it saves (benchmarks/bench_mlp.py shows it). Convolution and
+    pooling layers use the second core their own way, by splitting each batch in two
+    (core/layers.py).
     """
     with threadpool_limits(limits=threads, user_api="blas"), flush_denormals():
         yield
