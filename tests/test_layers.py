@@ -155,7 +155,7 @@ def test_maxpool_ties_route_gradient_to_first_maximum():
     assert dx.sum() == dy.sum()  # every output's gradient lands exactly once
     assert np.count_nonzero(dx) == 4
     assert dx[0, 1] == 1.0  # the top-left window's unique maximum
-    assert dx[2, 2] == 4.0  # the first of the four tied maxima, in row-major order
+    assert dx[2, 2] == 4.0  # the first of the four tied maxima (column-major, as documented)
     assert dx[0, 0] == 2.0 or dx[0, 2] == 2.0  # the all-zero window sends it to its first cell
 
 

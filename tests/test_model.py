@@ -40,8 +40,13 @@ def test_same_seed_same_weights_different_seed_different_weights():
             assert not np.array_equal(pa.value, pc.value)
 
 
-def test_training_is_reproducible_under_a_seed(mnist):
-    cfg = TrainConfig(train_size=2000, epochs=2, dropout=0.2, aug_rotate=10, aug_shift=2)
+@pytest.mark.parametrize(
+    "arch",
+    [{}, {"arch": "cnn", "conv": [4, 6], "hidden": [16], "batchnorm": True}],
+    ids=["mlp", "cnn, batches split across two cores"],
+)
+def test_training_is_reproducible_under_a_seed(arch, mnist):
+    cfg = TrainConfig(train_size=2000, epochs=2, dropout=0.2, aug_rotate=10, aug_shift=2, **arch)
     first, second = fit(cfg, mnist), fit(cfg, mnist)
     assert [h.val_accuracy for h in first.history] == [h.val_accuracy for h in second.history]
     assert [h.train_loss for h in first.history] == [h.train_loss for h in second.history]
