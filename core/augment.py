@@ -87,8 +87,8 @@ def warp(
     hp, wp = h + 2 * _PAD, w + 2 * _PAD
     np.clip(coords[:n], 0, hp - 2, out=coords[:n])
     np.clip(coords[n:], 0, wp - 2, out=coords[n:])
-    floor = np.floor(coords)
-    base = floor.astype(np.int32)
+    # Clipped coordinates are never negative, so truncating to integers floors them.
+    base = coords.astype(np.int32)
     index = base[:n] * wp
     index += base[n:]
     index += (np.arange(n, dtype=np.int32) * (hp * wp))[:, None]
@@ -98,7 +98,7 @@ def warp(
     padded[: n * hp * wp].reshape(n, hp, wp)[:, _PAD : _PAD + h, _PAD : _PAD + w] = x
     if order == 0:
         return padded.take(index).reshape(n, h, w)
-    frac = np.subtract(coords, floor, out=coords)
+    frac = np.subtract(coords, np.floor(coords), out=coords)
     # Each gather fetches two horizontal neighbours at once, read as one 8-byte number
     # through a view that starts a new pair at every float: half the gathers of four taps.
     pairs = as_strided(padded.view(np.float64), shape=(len(padded) - 1,), strides=(4,))
@@ -140,7 +140,9 @@ def augment_batch(
         displacement=field,
         order=order,
     )
-    return np.clip(out, 0, 1, out=out)
+    # The nearest pixel is always an input value (or the zero border); only interpolation
+    # can round past the range.
+    return out if order == 0 else np.clip(out, 0, 1, out=out)
 
 
 def batch_transform(cfg: TrainConfig) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
