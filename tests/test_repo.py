@@ -36,3 +36,14 @@ def test_mnist_ships_with_its_attribution():
     readme = (REPO / "data" / "mnist" / "README.md").read_text()
     assert "CC BY-SA 3.0" in readme and "LeCun" in readme
     assert len((REPO / "data" / "mnist" / "SHA256SUMS").read_text().splitlines()) == 4
+
+
+def test_the_layer_profile_times_every_piece_of_a_step():
+    from benchmarks.profile_layers import profile
+
+    times = profile("cnn", batch_size=64, repeats=2)
+    pieces = list(times)
+    assert pieces[0].startswith(" 0 Conv2D") and pieces[0].endswith("forward")
+    assert {"loss", "optimizer step", "whole step"} <= set(pieces)
+    assert " 0 Conv2D (26, 26, 16) backward" in pieces  # the first layer's weight gradient
+    assert all(len(seconds) == 2 and min(seconds) > 0 for seconds in times.values())
