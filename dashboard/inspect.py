@@ -498,18 +498,21 @@ def weight_grid(
 def weight_image(image: np.ndarray, title: str | None = None, height: int = 360) -> go.Figure:
     """One neuron's weights, large, with each weight's value on hover."""
     top = symmetric_range(image, 100)
-    fig = go.Figure(
-        go.Heatmap(
-            z=image,
-            colorscale=DIVERGING,
-            zmin=-top,
-            zmax=top,
-            zmid=0,
-            colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
-            hovertemplate="row %{y}, column %{x}: weight %{z:+.3f}<extra></extra>",
-        )
+    hover = "row %{y}, column %{x}: weight %{z:+.3f}<extra></extra>"
+    return image_layout(go.Figure(_weight_heatmap(image, top, hover)), height, title)
+
+
+def _weight_heatmap(z: np.ndarray, top: float, hovertemplate: str) -> go.Heatmap:
+    """Weights on the blue-white-red scale, white at zero, from -top to top."""
+    return go.Heatmap(
+        z=z,
+        colorscale=DIVERGING,
+        zmin=-top,
+        zmax=top,
+        zmid=0,
+        colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
+        hovertemplate=hovertemplate,
     )
-    return image_layout(fig, height, title)
 
 
 MAX_HEATMAP_CELLS = 60_000  # above this a matrix is drawn as an image, without per-cell hover
@@ -521,17 +524,8 @@ def matrix_figure(weights: np.ndarray, x_title: str, y_title: str, height: int =
     z = np.asarray(weights).T
     top = symmetric_range(z)
     if z.size <= MAX_HEATMAP_CELLS:
-        fig = go.Figure(
-            go.Heatmap(
-                z=z,
-                colorscale=DIVERGING,
-                zmin=-top,
-                zmax=top,
-                zmid=0,
-                colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
-                hovertemplate="input %{x} → neuron %{y}: %{z:+.3f}<extra></extra>",
-            )
-        )
+        hover = "input %{x} → neuron %{y}: %{z:+.3f}<extra></extra>"
+        fig = go.Figure(_weight_heatmap(z, top, hover))
     else:
         fig = go.Figure(
             go.Image(
