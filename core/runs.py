@@ -75,6 +75,11 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
 
 
+class StoreError(Exception):
+    """The run store cannot be used (missing, corrupt, read-only, locked, or from a newer
+    version); the message says what is wrong and what to do about it."""
+
+
 def runs_dir() -> Path:
     """The folder of the run store: $MNIST_RUNS_DIR, else ./runs."""
     return Path(os.environ.get(RUNS_DIR_ENV) or "runs")
