@@ -7,6 +7,7 @@ without this file (no sidebar, no model picker).
 
 import streamlit as st
 
+from core.runs import StoreError
 from dashboard import state
 
 st.set_page_config(page_title="MNIST from scratch", page_icon="✏️", layout="wide")
@@ -22,6 +23,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-st.session_state["model_choice"] = state.model_picker()
+st.session_state[state.CHOICE_KEY] = state.model_picker()
 state.training_status()
-page.run()
+state.link_notes()
+try:
+    page.run()
+except StoreError as exc:  # a page that needs the run store, when it is broken: one message
+    state.show_store_problem(exc)

@@ -1,30 +1,89 @@
 """The training settings form: every TrainConfig field as a widget, presets, URL round trip.
 
-Widgets keep their values in st.session_state under "cfg_<field>", so a preset or a
-shared link fills the form by writing those keys before the widgets are drawn. The
-pure helpers at the top (no Streamlit) are what the tests exercise directly.
+Widgets keep their values in st.session_state under "cfg_<field>" and persist for the whole
+session, so the form survives a visit to another page. A preset or a link fills the form
+by writing those keys before the widgets are drawn. Every widget covers its setting's whole
+valid range, so a link's value lands exactly; what cannot land (text where a number belongs,
+NaN, an unknown choice, a slider value outside the slider) is replaced and named in a note.
+The pure helpers at the top (no Streamlit) are what the tests exercise directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
 
-from core.config import ACTIVATIONS, HELP, INITS, OPTIMIZERS, SCHEDULES, ConfigError, TrainConfig
+from core.config import (
+    ACTIVATIONS,
+    ARCHS,
+    HELP,
+    INITS,
+    OPTIMIZERS,
+    PADDINGS,
+    SCHEDULES,
+    ConfigError,
+    TrainConfig,
+)
 from core.presets import PRESETS, preset
 
 PREFIX = "cfg_"
 FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 DEFAULTS = TrainConfig()
+LINK_MEMO = "train_link"  # the settings this page last put in the URL
+PERSIST = "session"  # form values outlive a visit to another page
 
+LABELS = {
+    "arch": "Architecture", "conv": "Convolution filters per block", "kernel_size": "Kernel size",
+    "padding": "Padding", "hidden": "Hidden dense layers", "activation": "Activation",
+    "init": "Weight initialisation", "dropout": "Dropout", "batchnorm": "Batch normalisation",
+    "optimizer": "Optimizer", "lr": "Learning rate", "momentum": "Momentum",
+    "nesterov": "Nesterov momentum", "batch_size": "Batch size", "epochs": "Epochs",
+    "schedule": "Learning-rate schedule", "warmup_epochs": "Warm-up epochs",
+    "step_every": "Drop every (epochs)", "step_gamma": "Multiply by",
+    "weight_decay": "L2 weight decay", "patience": "Early-stopping patience",
+    "aug_rotate": "Rotate (degrees)", "aug_shift": "Shift (pixels)",
+    "aug_scale": "Scale (fraction)", "aug_elastic": "Elastic strength (alpha)",
+    "aug_elastic_sigma": "Elastic smoothness (sigma)", "train_size": "Training images",
+    "val_size": "Validation images", "seed": "Seed",
+    "data_dir": "Data folder (empty: the bundled MNIST)",
+}  # fmt: skip
+CHOICES: dict[str, tuple[str, ...]] = {
+    "arch": ARCHS, "padding": PADDINGS, "activation": ACTIVATIONS, "init": INITS,
+    "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+}  # fmt: skip
+# Sliders: (min, max, step), each exactly the setting's valid range in core/config.py.
+SLIDERS = {
+    "aug_rotate": (0.0, 90.0, 1.0),
+    "aug_shift": (0.0, 10.0, 0.5),
+    "aug_scale": (0.0, 0.5, 0.05),
+    "aug_elastic": (0.0, 100.0, 2.0),
+    "aug_elastic_sigma": (0.5, 20.0, 0.5),
+}
+# Number inputs: (min, max, step). The bounds stretch to take any number a link brings, and
+# the form's validation marks it when it is out of range (a number input keeps its value
+# when its bounds change; a slider would reset).
+NUMBERS: dict[str, tuple[float | None, float | None, float]] = {
+    "dropout": (0.0, 0.95, 0.05),
+    "momentum": (0.0, 0.999, 0.01),
+    "epochs": (1, 1000, 1),
+    "warmup_epochs": (0.0, None, 0.5),
+    "step_every": (1, None, 1),
+    "step_gamma": (0.0, 1.0, 0.05),
+    "patience": (0, None, 1),
+    "val_size": (1, None, 500),
+    "seed": (0, 2**32 - 1, 1),
+}
 LR_CHOICES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
               10.0, 20.0, 50.0]  # fmt: skip
 WEIGHT_DECAY_CHOICES = [0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BATCH_CHOICES = [16, 32, 64, 128, 256, 512, 1024, 2048, 8192]
 TRAIN_SIZE_CHOICES = [500, 1000, 2000, 5000, 10_000, 20_000, 0]  # 0: all
+KERNEL_CHOICES = [1, 2, 3, 4, 5, 7]
+ARCH_NAMES = {"mlp": "MLP: dense layers", "cnn": "CNN: convolutions"}
 VARY_FIELDS = [
     "lr", "momentum", "optimizer", "batch_size", "epochs", "hidden", "activation", "dropout",
     "weight_decay", "schedule", "batchnorm", "aug_rotate", "seed",
@@ -34,13 +93,50 @@ VARY_FIELDS = [
 # Pure helpers
 
 
+@dataclasses.dataclass(frozen=True)
+class LinkNote:
+    """A setting a link carried that could not land in the form as given, and what was used."""
+
+    field: str
+    given: str
+    used: Any
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"The link's **{LABELS[self.field]}** (`{self.field}={self.given}`) {self.reason}; "
+            f"the form uses {shown(self.used)}."
+        )
+
+
+def shown(value: Any) -> str:
+    """A setting's value as a person reads it."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else "nothing (empty)"
+
+
 def with_value(options: list[Any], value: Any) -> list[Any]:
     """`options` plus `value` if it is missing, kept sorted when the options are numbers."""
-    if value in options:
+    if value is None or value in options:
         return options
-    if all(isinstance(o, (int, float)) for o in options):
+    if all(isinstance(o, (int, float)) for o in [*options, value]):
         return sorted([*options, value])
     return [*options, value]
+
+
+def bounds(name: str, value: Any) -> tuple[Any, Any]:
+    """A number input's (min, max): the setting's usual range, stretched to hold `value`."""
+    low, high, _ = NUMBERS[name]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        low = value if low is None else min(low, value)
+        high = None if high is None else max(high, value)
+    if isinstance(DEFAULTS.to_dict()[name], float):  # the bounds' type must match the value's
+        low, high = (None if b is None else float(b) for b in (low, high))
+    return low, high
 
 
 def to_query(cfg: TrainConfig) -> dict[str, str]:
@@ -52,18 +148,38 @@ def to_query(cfg: TrainConfig) -> dict[str, str]:
     return out
 
 
-def from_query(params: Mapping[str, str]) -> tuple[TrainConfig, list[ConfigError]]:
-    """Settings from URL parameters; unknown or malformed ones are reported and skipped."""
-    values, errors = {}, []
+def from_query(params: Mapping[str, str]) -> tuple[TrainConfig, list[LinkNote]]:
+    """The form's settings from URL parameters, and a note for each one that could not land.
+
+    A number lands as given even when it is out of range (the form then marks it); text
+    that is not a value of the setting's type, NaN or infinity, an unknown choice, and a
+    number outside a slider's range are replaced (by the default, or the nearest end of
+    the slider) and named. Parameters that are not settings (the sidebar's) are ignored.
+    """
+    values: dict[str, Any] = {}
+    notes: list[LinkNote] = []
     for name, text in params.items():
         if name not in FIELDS:
             continue
+        default = getattr(DEFAULTS, name)
         try:
-            TrainConfig.from_dict({name: text})
-            values[name] = text
+            value = getattr(TrainConfig.from_dict({name: text}), name)
         except ConfigError as exc:
-            errors.append(exc)
-    return TrainConfig.from_dict(values), errors
+            notes.append(LinkNote(name, text, default, f"is not valid ({exc.message})"))
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            notes.append(LinkNote(name, text, default, "is not a finite number"))
+        elif name in CHOICES and value not in CHOICES[name]:
+            allowed = ", ".join(CHOICES[name])
+            notes.append(LinkNote(name, text, default, f"is not one of {allowed}"))
+        elif name in SLIDERS and not SLIDERS[name][0] <= value <= SLIDERS[name][1]:
+            low, high, _ = SLIDERS[name]
+            used = min(max(value, low), high)
+            notes.append(LinkNote(name, text, used, f"is outside the allowed {low:g} to {high:g}"))
+            values[name] = used
+        else:
+            values[name] = value
+    return TrainConfig.from_dict(values), notes
 
 
 def vary(cfg: TrainConfig, name: str, text: str) -> list[TrainConfig]:
@@ -73,18 +189,23 @@ def vary(cfg: TrainConfig, name: str, text: str) -> list[TrainConfig]:
     if not 2 <= len(values) <= 5:
         raise ConfigError(name, f"give two to five values separated by '{separator}'")
     configs = [cfg.replace(**{name: v}) for v in values]
-    if len({getattr(c, name) if not isinstance(getattr(c, name), list)
-            else tuple(getattr(c, name)) for c in configs}) < len(configs):  # fmt: skip
+    distinct = {json_key(getattr(c, name)) for c in configs}
+    if len(distinct) < len(configs):
         raise ConfigError(name, "the values must all be different")
     return configs
 
 
-def fmt_lr(value: float) -> str:
+def json_key(value: Any) -> Any:
+    """A hashable stand-in for a setting's value (layer lists become tuples)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def fmt_number(value: float) -> str:
     return f"{value:g}"
 
 
 def fmt_train_size(value: int) -> str:
-    return "all (55,000)" if value == 0 else f"{value:,}"
+    return "all" if value == 0 else f"{value:,}"
 
 
 # Streamlit
@@ -107,14 +228,40 @@ def fill(cfg: TrainConfig) -> None:
         )
 
 
-def init_form() -> list[ConfigError]:
-    """Fill the form once per session: from the URL if it has settings, else the default preset."""
-    if st.session_state.get("form_ready"):
+def _link_settings() -> dict[str, str]:
+    return {k: v for k, v in st.query_params.to_dict().items() if k in FIELDS}
+
+
+def init_form() -> list[LinkNote]:
+    """Fill the form from a link, or on the first visit; returns the link's notes.
+
+    A link is URL settings that differ from what this page last wrote there: a shared link,
+    another page's "try this", or browser Back to an earlier state of this form. Arriving
+    from the sidebar brings no settings, and the form stays as the session left it.
+    """
+    linked = _link_settings()
+    first = not st.session_state.get("form_ready") or any(
+        PREFIX + name not in st.session_state for name in FIELDS
+    )
+    if not first and (not linked or linked == st.session_state.get(LINK_MEMO)):
         return []
-    cfg, errors = from_query(st.query_params.to_dict())
+    cfg, notes = from_query(linked)
     fill(cfg)
     st.session_state["form_ready"] = True
-    return errors
+    st.session_state[LINK_MEMO] = linked
+    return notes
+
+
+def write_url(cfg: TrainConfig) -> None:
+    """Put the form's settings in the URL (only those that differ from the defaults)."""
+    wanted = to_query(cfg)
+    for name in FIELDS:
+        if name in wanted:
+            if st.query_params.get(name) != wanted[name]:
+                st.query_params[name] = wanted[name]
+        elif name in st.query_params:
+            del st.query_params[name]
+    st.session_state[LINK_MEMO] = wanted
 
 
 def _apply_preset() -> None:
@@ -137,103 +284,110 @@ def preset_picker() -> None:
 Slots = dict[str, Any]  # field -> st.empty() placeholder for its error message
 
 
-def _widget(slots: Slots, name: str, make: Callable[..., Any], label: str, **kwargs: Any) -> None:
-    make(label, key=PREFIX + name, help=HELP[name], **kwargs)
-    slots[name] = st.empty()
+class Form:
+    """Draws the settings; remembers where each one's problems go."""
+
+    def __init__(self) -> None:
+        self.slots: Slots = {}
+        self.values = values()
+
+    def widget(self, name: str, make: Callable[..., Any], **kwargs: Any) -> None:
+        label = LABELS[name] + kwargs.pop("suffix", "")
+        make(label, key=PREFIX + name, help=HELP[name], persist_state=PERSIST, **kwargs)
+        self.slots[name] = st.empty()
+
+    def choice(self, name: str, **kwargs: Any) -> None:
+        self.widget(name, st.selectbox, options=list(CHOICES[name]), **kwargs)
+
+    def slider(self, name: str) -> None:
+        low, high, step = SLIDERS[name]
+        self.widget(name, st.slider, min_value=low, max_value=high, step=step)
+
+    def number(self, name: str, **kwargs: Any) -> None:
+        low, high = bounds(name, self.values.get(name))
+        step = NUMBERS[name][2]
+        fmt = "%g" if isinstance(step, float) else None
+        self.widget(name, st.number_input, min_value=low, max_value=high, step=step, format=fmt,
+                    **kwargs)  # fmt: skip
+
+    def steps(self, name: str, options: list[Any], **kwargs: Any) -> None:
+        self.widget(name, st.select_slider, options=with_value(options, self.values.get(name)),
+                    **kwargs)  # fmt: skip
 
 
 def form() -> Slots:
     """Draw every setting; returns the placeholders where their problems are shown."""
-    s: Slots = {}
-    v = values()
-    cnn = v.get("arch") == "cnn"
+    f = Form()
+    cnn = f.values.get("arch") == "cnn"
+    sgd = f.values.get("optimizer") == "sgd"
     with st.expander("Network", expanded=True, icon=":material/account_tree:"):
-        _widget(s, "arch", st.segmented_control, "Architecture", options=["mlp", "cnn"],
-                format_func={"mlp": "MLP: dense layers", "cnn": "CNN: convolutions"}.get,
-                required=True)  # fmt: skip
+        f.widget("arch", st.segmented_control, options=list(ARCHS), required=True,
+                 format_func=ARCH_NAMES.get)  # fmt: skip
         if cnn:
-            _widget(s, "conv", st.text_input, "Convolution filters per block")
+            f.widget("conv", st.text_input)
             c1, c2 = st.columns(2)
             with c1:
-                _widget(s, "kernel_size", st.select_slider, "Kernel size",
-                        options=with_value([1, 2, 3, 4, 5, 7], v.get("kernel_size")))  # fmt: skip
+                f.steps("kernel_size", KERNEL_CHOICES)
             with c2:
-                _widget(s, "padding", st.selectbox, "Padding", options=["same", "valid"])
-        _widget(s, "hidden", st.text_input,
-                "Hidden dense layers" + (" after the convolutions" if cnn else ""))  # fmt: skip
+                f.choice("padding")
+        f.widget("hidden", st.text_input, suffix=" after the convolutions" if cnn else "")
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "activation", st.selectbox, "Activation", options=list(ACTIVATIONS))
+            f.choice("activation")
         with c2:
-            _widget(s, "init", st.selectbox, "Weight initialisation", options=list(INITS))
+            f.choice("init")
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "dropout", st.slider, "Dropout", min_value=0.0, max_value=0.8, step=0.05)
+            f.number("dropout")
         with c2:
-            _widget(s, "batchnorm", st.toggle, "Batch normalisation")
+            f.widget("batchnorm", st.toggle)
     with st.expander("Learning", expanded=True, icon=":material/trending_down:"):
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "optimizer", st.selectbox, "Optimizer", options=list(OPTIMIZERS))
+            f.choice("optimizer")
         with c2:
-            _widget(s, "lr", st.select_slider, "Learning rate",
-                    options=with_value(LR_CHOICES, v.get("lr")), format_func=fmt_lr)  # fmt: skip
-        sgd = v.get("optimizer") == "sgd"
+            f.steps("lr", LR_CHOICES, format_func=fmt_number)
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "momentum", st.slider, "Momentum", min_value=0.0, max_value=0.99,
-                    step=0.01, disabled=not sgd)  # fmt: skip
+            f.number("momentum", disabled=not sgd)
         with c2:
-            _widget(s, "nesterov", st.toggle, "Nesterov momentum", disabled=not sgd)
+            f.widget("nesterov", st.toggle, disabled=not sgd)
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "batch_size", st.select_slider, "Batch size",
-                    options=with_value(BATCH_CHOICES, v.get("batch_size")))  # fmt: skip
+            f.steps("batch_size", BATCH_CHOICES)
         with c2:
-            _widget(s, "epochs", st.number_input, "Epochs", min_value=1, max_value=1000)
+            f.number("epochs")
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "schedule", st.selectbox, "Learning-rate schedule", options=list(SCHEDULES))
+            f.choice("schedule")
         with c2:
-            _widget(s, "warmup_epochs", st.number_input, "Warm-up epochs", min_value=0.0,
-                    max_value=1000.0, step=0.5)  # fmt: skip
-        if v.get("schedule") == "step":
+            f.number("warmup_epochs")
+        if f.values.get("schedule") == "step":
             c1, c2 = st.columns(2)
             with c1:
-                _widget(s, "step_every", st.number_input, "Drop every (epochs)", min_value=1)
+                f.number("step_every")
             with c2:
-                _widget(s, "step_gamma", st.number_input, "Multiply by", min_value=0.01,
-                        max_value=1.0, step=0.05)  # fmt: skip
+                f.number("step_gamma")
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "weight_decay", st.select_slider, "L2 weight decay",
-                    options=with_value(WEIGHT_DECAY_CHOICES, v.get("weight_decay")),
-                    format_func=fmt_lr)  # fmt: skip
+            f.steps("weight_decay", WEIGHT_DECAY_CHOICES, format_func=fmt_number)
         with c2:
-            _widget(s, "patience", st.number_input, "Early-stopping patience", min_value=0)
+            f.number("patience")
     with st.expander("Augmentation", icon=":material/auto_fix:"):
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "aug_rotate", st.slider, "Rotate (degrees)", min_value=0.0,
-                    max_value=45.0, step=1.0)  # fmt: skip
-            _widget(s, "aug_scale", st.slider, "Scale (fraction)", min_value=0.0,
-                    max_value=0.3, step=0.05)  # fmt: skip
-            _widget(s, "aug_elastic_sigma", st.slider, "Elastic smoothness (sigma)",
-                    min_value=1.0, max_value=8.0, step=0.5)  # fmt: skip
+            for name in ("aug_rotate", "aug_scale", "aug_elastic_sigma"):
+                f.slider(name)
         with c2:
-            _widget(s, "aug_shift", st.slider, "Shift (pixels)", min_value=0.0, max_value=6.0,
-                    step=0.5)  # fmt: skip
-            _widget(s, "aug_elastic", st.slider, "Elastic strength (alpha)", min_value=0.0,
-                    max_value=60.0, step=2.0)  # fmt: skip
-        s["_preview"] = st.container()
+            for name in ("aug_shift", "aug_elastic"):
+                f.slider(name)
+        f.slots["_preview"] = st.container()
     with st.expander("Data", icon=":material/dataset:"):
-        _widget(s, "train_size", st.select_slider, "Training images",
-                options=with_value(TRAIN_SIZE_CHOICES, v.get("train_size")),
-                format_func=fmt_train_size)  # fmt: skip
+        f.steps("train_size", TRAIN_SIZE_CHOICES, format_func=fmt_train_size)
         c1, c2 = st.columns(2)
         with c1:
-            _widget(s, "val_size", st.number_input, "Validation images", min_value=1)
+            f.number("val_size")
         with c2:
-            _widget(s, "seed", st.number_input, "Seed", min_value=0)
-        _widget(s, "data_dir", st.text_input, "Data folder (empty: the bundled MNIST)")
-    return s
+            f.number("seed")
+        f.widget("data_dir", st.text_input)
+    return f.slots

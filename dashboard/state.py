@@ -1,12 +1,18 @@
 """What every page shares: the run store, the data set, and the selected model.
 
-Loaded objects are cached across reruns and sessions (`st.cache_resource`), keyed
-by file path and modification time, so a page never reloads what it already has
-and a retrained checkpoint is picked up.
+Loaded objects are cached across reruns and sessions (`st.cache_resource`), keyed by
+canonical file path (and modification time for models), with a bound on every cache, so a
+page never reloads what it already has and no link can make the server grow.
+
+A broken run store (missing, corrupt, read-only, locked, from a newer version) takes
+nothing down that does not need it: the model picker then offers the shipped models with a
+note, and the pages that need the store raise StoreError, which app.py shows as one message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,7 @@ import streamlit as st
 
 from core.data import DataError, Dataset, load_dataset
 from core.model import Model, ModelFileError, load_model
-from core.runs import RunStore, runs_dir
+from core.runs import Run, RunStore, StoreError, runs_dir
 from core.worker import ensure_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +29,9 @@ DEFAULT_MODEL = REPO / "data" / "models" / "default.npz"  # the cnn preset: 99.4
 SHIPPED_MLP = REPO / "data" / "models" / "mlp.npz"  # the mlp preset: its weights are pictures
 DEFAULT_KEY = "default"
 MODEL_PARAM = "model"  # the query parameter (and session key) holding the selected model
+CHOICE_KEY = "model_choice"  # the session key app.py puts the picked ModelChoice under
+DATA_DIRS_ENV = "MNIST_DATA_DIRS"  # more folders the app may read data from, ':'-separated
+STATUS_LABELS = {"learned_nothing": "learned nothing"}
 
 
 @dataclass(frozen=True)
@@ -33,30 +42,100 @@ class ModelChoice:
     run_id: int | None = None
 
 
+def status_label(status: str) -> str:
+    """A run status in words ("learned_nothing" -> "learned nothing")."""
+    return STATUS_LABELS.get(status, status)
+
+
+# The run store
+
+
 def store() -> RunStore:
-    """The run store ($MNIST_RUNS_DIR or ./runs), reaped of dead trainers once per server."""
+    """The run store ($MNIST_RUNS_DIR or ./runs); raises StoreError when it cannot be used.
+
+    A failed open is not cached, so the next rerun tries again once the store is fixed.
+    """
     return _store(str(runs_dir().resolve()))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _store(root: str) -> RunStore:
     runs = RunStore(root)
-    runs.reap()
+    with contextlib.suppress(StoreError):  # a read-only store can still be read
+        runs.reap()
     return runs
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
-def _dataset(data_dir: str) -> Dataset:
-    return load_dataset(data_dir or None)
+def show_store_problem(exc: StoreError) -> None:
+    """The one message a page that needs the run store shows when it cannot have it."""
+    st.error(
+        f"**Your training runs cannot be used right now.** {exc}\n\n"
+        "Home, Draw and the shipped models on Evaluate, Weights and Data still work.",
+        icon=":material/database:",
+    )
+
+
+def show_skipped(runs: RunStore) -> None:
+    """A note about rows of the store this version could not read (they are left untouched)."""
+    if getattr(runs, "skipped", None):  # TEMP until the store has it
+        listed = "; ".join(f"#{run_id}: {reason}" for run_id, reason in runs.skipped[:5])
+        more = f" and {len(runs.skipped) - 5} more" if len(runs.skipped) > 5 else ""
+        st.warning(
+            f"{len(runs.skipped)} run(s) in the store could not be read and are not shown "
+            f"({listed}{more}). They may come from a newer version of this app.",
+            icon=":material/warning:",
+        )
+
+
+# Data
+
+
+def allowed_data_roots() -> list[Path]:
+    """Folders the app may read data from: data/, and those listed in $MNIST_DATA_DIRS."""
+    listed = [p for p in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    return [Path(os.path.realpath(p)) for p in [REPO / "data", *listed]]
+
+
+def data_folder(text: str) -> Path | None:
+    """The canonical folder a data_dir setting names (None: the bundled MNIST).
+
+    Anything outside the allowed roots is refused before the file system is asked about
+    it, with the same message whether or not it exists, so a link reveals nothing.
+    """
+    if not text.strip():
+        return None
+    path = Path(text.strip()).expanduser()
+    path = Path(os.path.realpath(path if path.is_absolute() else REPO / path))
+    if any(path == root or root in path.parents for root in allowed_data_roots()):
+        return path
+    raise DataError(
+        f"'{text}' is not a folder this app reads data from. It reads folders under "
+        f"{REPO / 'data'} and those listed in ${DATA_DIRS_ENV} (separated by "
+        f"'{os.pathsep}'), set before starting the app."
+    )
+
+
+def load_data(data_dir: str = "") -> Dataset:
+    """The data set of a data_dir setting (bundled MNIST when empty); raises DataError."""
+    folder = data_folder(data_dir)
+    return _dataset(str(folder) if folder is not None else "")
+
+
+@st.cache_resource(show_spinner="Loading the data…", max_entries=3)
+def _dataset(folder: str) -> Dataset:
+    return load_dataset(folder or None)
 
 
 def dataset(data_dir: str = "") -> Dataset:
     """The data set (bundled MNIST by default); a data error stops the page with a message."""
     try:
-        return _dataset(data_dir)
+        return load_data(data_dir)
     except DataError as exc:
         st.error(f"The data could not be loaded: {exc}")
         st.stop()
+
+
+# Models
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=16)
@@ -69,18 +148,35 @@ def load(choice: ModelChoice) -> tuple[Model, dict[str, Any]]:
     return _load(str(choice.path), choice.path.stat().st_mtime)
 
 
-def model_choices() -> list[ModelChoice]:
-    """The two shipped models, then every run with a checkpoint, newest first."""
+def run_choice(run: Run) -> ModelChoice:
+    """A trained run as a model choice, labelled with its accuracy and, unless finished,
+    its status (the checkpoint of a diverged or killed run is its best epoch's)."""
+    accuracy = f" · {run.test_accuracy:.2%}" if run.test_accuracy is not None else ""
+    status = "" if run.status == "finished" else f" · {status_label(run.status)}"
+    return ModelChoice(f"run-{run.id}", f"#{run.id} {run.name}{accuracy}{status}",
+                       run.checkpoint, run.id)  # fmt: skip
+
+
+def trained_runs() -> tuple[list[Run], str | None]:
+    """Every run in the store, newest first, and why the store cannot be read (or None)."""
+    try:
+        return store().list(), None
+    except StoreError as exc:
+        return [], str(exc)
+
+
+def model_choices(runs: list[Run] | None = None) -> list[ModelChoice]:
+    """The two shipped models, then every ended run with a checkpoint, newest first.
+
+    When the run store cannot be read, only the shipped models.
+    """
+    if runs is None:
+        runs, _ = trained_runs()
     choices = [
         ModelChoice(DEFAULT_KEY, "Default model (shipped CNN)", DEFAULT_MODEL),
         ModelChoice("mlp", "Shipped MLP (784-128-64-10)", SHIPPED_MLP),
     ]
-    for run in store().list(status=("finished", "stopped")):
-        if run.checkpoint.exists():
-            accuracy = f" · {run.test_accuracy:.2%}" if run.test_accuracy is not None else ""
-            label = f"#{run.id} {run.name}{accuracy}"
-            choices.append(ModelChoice(f"run-{run.id}", label, run.checkpoint, run.id))
-    return choices
+    return choices + [run_choice(r) for r in runs if not r.active and r.checkpoint.is_file()]
 
 
 def model_picker() -> ModelChoice:
@@ -88,11 +184,16 @@ def model_picker() -> ModelChoice:
 
     A link that names a model (`?model=run-12`) selects it; otherwise the widget's own
     value stands, so a change in the sidebar is not undone by the URL it left behind.
+    A link to a model that is not there is named in a warning.
     """
-    choices = {c.key: c for c in model_choices()}
+    runs, problem = trained_runs()
+    choices = {c.key: c for c in model_choices(runs)}
     linked = st.query_params.get(MODEL_PARAM)
-    if linked != st.session_state.get("_model_in_url") and linked in choices:
-        st.session_state[MODEL_PARAM] = linked  # a link arrived: it wins
+    if linked != st.session_state.get("_model_in_url"):
+        if linked in choices:
+            st.session_state[MODEL_PARAM] = linked  # a link arrived: it wins
+        elif linked is not None:
+            st.session_state["_model_missing"] = linked
     if st.session_state.get(MODEL_PARAM) not in choices:
         st.session_state[MODEL_PARAM] = DEFAULT_KEY
     key = st.sidebar.selectbox(
@@ -100,15 +201,31 @@ def model_picker() -> ModelChoice:
         list(choices),
         format_func=lambda k: choices[k].label,
         key=MODEL_PARAM,
+        persist_state="session",
         help="The network every page looks at: the shipped default, or any run you trained.",
     )
-    st.query_params[MODEL_PARAM] = st.session_state["_model_in_url"] = key
+    if st.query_params.get(MODEL_PARAM) != key:
+        st.query_params[MODEL_PARAM] = key
+    st.session_state["_model_in_url"] = key
+    if problem:
+        st.sidebar.caption(f":material/database: Trained runs are not listed: {problem}")
     return choices[key]
+
+
+def link_notes() -> None:
+    """Say once when a link named a model that is not there (deleted, or never trained)."""
+    missing = st.session_state.pop("_model_missing", None)
+    if missing is not None:
+        st.warning(
+            f"The link asked for the model `{missing}`, which is not here (deleted, still "
+            "training, or from another machine); showing the default model instead.",
+            icon=":material/link_off:",
+        )
 
 
 def selected_model() -> tuple[ModelChoice, Model, dict[str, Any]]:
     """The model chosen in the sidebar, loaded; a broken file stops the page with a message."""
-    choice = st.session_state.get("model_choice") or model_picker()
+    choice = st.session_state.get(CHOICE_KEY) or model_picker()
     try:
         model, meta = load(choice)
     except (ModelFileError, OSError) as exc:
@@ -127,23 +244,34 @@ def model_data(meta: dict[str, Any]) -> tuple[Dataset, str, list[str]]:
     return data, data_dir, [str(n) for n in (meta.get("class_names") or data.class_names)]
 
 
+# The sidebar's training status
+
+
 def training_status() -> None:
-    """A sidebar line about runs in progress, refreshed every two seconds on every page."""
-    with st.sidebar:
-        _training_status()
-
-
-@st.fragment(run_every=2)
-def _training_status() -> None:
-    active = store().list(status=("running", "queued"))
-    if not active:
+    """A sidebar line about runs in progress, refreshed every two seconds while any trains."""
+    try:
+        active = store().list(status=("running", "queued"))
+    except StoreError:
         return
-    ensure_worker(store())  # a queued run never waits for a worker that is not there
+    with st.sidebar:
+        st.fragment(_training_status, run_every=2 if active else None)(bool(active))
+
+
+def _training_status(was_active: bool) -> None:
+    try:
+        runs = store()
+        active = runs.list(status=("running", "queued"))
+        if active:
+            ensure_worker(runs)  # a queued run never waits for a worker that is not there
+    except (StoreError, OSError):
+        return
+    if was_active and not active:
+        st.rerun()  # all done: stop refreshing, and let the page show the results
     running = [r for r in active if r.status == "running"]
     for run in running:
         p = run.progress
         where = f"epoch {p['epoch']}/{p['epochs']}" if p else "starting"
-        st.caption(f"⏳ Training #{run.id} {run.name}: {where}")
+        st.caption(f":material/hourglass_top: Training #{run.id} {run.name}: {where}")
     queued = len(active) - len(running)
     if queued:
         st.caption(f"{queued} run{'s' if queued > 1 else ''} queued")

@@ -6,6 +6,7 @@ that finds no Chromium fails with the command that installs it; it never skips.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -108,14 +109,38 @@ class ConsoleLog:
         self.errors.append(text)
 
 
+APP_SETTLED = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.getAttribute('data-test-script-state') === 'notRunning'
+        && !document.querySelector('[data-testid="stSkeleton"]')
+        && !document.querySelector('[data-stale="true"]');
+}"""
+
+
 def wait_for_app(page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has rendered and finished running the script."""
+    """Wait until Streamlit has finished running the script and drawn every element.
+
+    The app's root carries the script's state; widgets still loading their code show as
+    skeletons for a moment after the script has finished, and stale elements are greyed.
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=timeout,
-    )
-    page.wait_for_timeout(300)
+    for _ in range(2):  # settled twice, 300 ms apart: a rerun that was about to start has
+        page.wait_for_function(APP_SETTLED, timeout=timeout)
+        page.wait_for_timeout(300)
+
+
+def after(page, action, timeout: float = 30_000) -> None:
+    """Do `action` (a click, a key press) and wait for the rerun it causes to finish."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    action()
+    with contextlib.suppress(PlaywrightTimeout):  # a quick rerun may be over before this looks
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=\"stApp\"]')"
+            "?.getAttribute('data-test-script-state') !== 'notRunning'",
+            timeout=1500,
+        )
+    wait_for_app(page, timeout)
 
 
 def exception_boxes(page) -> list[str]:

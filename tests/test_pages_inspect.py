@@ -207,7 +207,7 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
     curve = figure(at, "eval_threshold_curve")
     assert len(curve["data"]) == 2 and curve["layout"]["shapes"][0]["x0"] == 0.9
 
-    at.session_state["evaluate_tab"] = "Scores per digit"
+    choose(at, evaluate_tab="Scores per digit")
     at.run()
     assert_clean(at)
     (table,) = at.dataframe
@@ -215,7 +215,7 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
     recall = right[mnist.test_labels == 3].mean() * 100
     assert table.value["Recall"][3] == pytest.approx(recall)
 
-    at.session_state["evaluate_tab"] = "Robustness"
+    choose(at, evaluate_tab="Robustness")
     at.run()
     assert_clean(at)
     line = figure(at, "eval_robustness")["data"][0]
@@ -247,7 +247,7 @@ def test_weights_of_the_shipped_mlp(mnist):
     marked = [i for i, text in enumerate(tiles["hovertext"]) if "never fires" in text]
     assert marked == dead[0].dead.tolist() and marked  # the shipped model has a few
 
-    at.session_state["weights_tab"] = "All layers"
+    choose(at, weights_tab="All layers")
     at.run()
     assert_clean(at)
     shown = [m.value for m in at.metric]
@@ -261,8 +261,8 @@ def test_weights_of_the_shipped_mlp(mnist):
     matrices = [c.key for c in at.get("plotly_chart") if c.key.startswith("weights_matrix_")]
     assert matrices == ["weights_matrix_3", "weights_matrix_5"]  # the layers after the first
 
-    at.session_state["weights_tab"] = "Activations"
-    at.session_state["weights_act_index"] = 7
+    choose(at, weights_tab="Activations")
+    choose(at, weights_act_index=7)
     at.run()
     assert_clean(at)
     outputs = model.activations(mnist.test_images[7:8, :, :, None] / np.float32(255))
@@ -298,7 +298,7 @@ def test_weights_of_a_cnn(store_with_runs, mnist):
     run = store_with_runs[1]["tiny-cnn"]
     at = open_page("weights", model=f"run-{run.id}")
     assert len(array(trace(figure(at, "weights_first_filters"), "tiles")["x"])) == 4
-    at.session_state["weights_tab"] = "All layers"
+    choose(at, weights_tab="All layers")
     at.run()
     assert_clean(at)
     assert [m.value for m in at.metric] == [
@@ -309,7 +309,7 @@ def test_weights_of_a_cnn(store_with_runs, mnist):
             strict=True,
         )
     ]
-    at.session_state["weights_tab"] = "Activations"
+    choose(at, weights_tab="Activations")
     at.run()
     assert_clean(at)
     assert len(array(trace(figure(at, "weights_act_2"), "tiles")["x"])) == 4  # one map per filter
@@ -328,7 +328,7 @@ def test_data_page_default_model(mnist):
     next(b for b in at.button if b.label == "Show others").click().run()
     assert trace(figure(at, "data_samples"), "tiles")["hovertext"] != hover
 
-    at.session_state["data_tab"] = "Class balance"
+    choose(at, data_tab="Class balance")
     at.run()
     assert_clean(at)
     (table,) = at.dataframe
@@ -336,7 +336,7 @@ def test_data_page_default_model(mnist):
     assert table.value["Training"].tolist() == np.bincount(mnist.train_labels[split.train]).tolist()
     assert table.value["Validation"].sum() == 5000 and table.value["Test"].sum() == 10_000
 
-    at.session_state["data_tab"] = "The average digit"
+    choose(at, data_tab="The average digit")
     at.run()
     assert_clean(at)
     assert [a["text"] for a in figure(at, "data_means")["layout"]["annotations"]] == list(
@@ -386,3 +386,11 @@ def test_a_cached_page_loads_within_two_seconds(page):
     elapsed = time.perf_counter() - start
     assert_clean(at)
     assert elapsed < 2.0, f"{page} took {elapsed:.2f} s with a cached model"
+
+
+def choose(at: AppTest, **values: object) -> None:
+    """What a click does to a widget bound to the URL: its value in the session and the URL
+    (AppTest sends the URL again on every run, and a bound widget follows the URL)."""
+    for key, value in values.items():
+        at.session_state[key] = value
+        at.query_params[key] = str(value)

@@ -250,7 +250,7 @@ labels = {r.id: cmp.run_label(r, differ) for r in chosen}
 # start in a browser without a GPU, so it is not paid for on every load.
 curves_tab, parallel_tab, scatter_tab = st.tabs(
     ["Curves of the selected runs", "Settings against accuracy", "Accuracy against time"],
-    key="compare_view", on_change="rerun",
+    key="compare_view", on_change="rerun", bind="query-params",
 )  # fmt: skip
 if curves_tab.open:
     with curves_tab:
@@ -307,7 +307,13 @@ else:
     if ss.get("compare_edit") not in ids:
         ss["compare_edit"] = ids[0]
     run = by_id[
-        st.selectbox("Run", ids, key="compare_edit", format_func=lambda i: f"#{i} {by_id[i].name}")
+        st.selectbox(
+            "Run",
+            ids,
+            key="compare_edit",
+            format_func=lambda i: f"#{i} {by_id[i].name}",
+            persist_state="session",
+        )
     ]
     with st.form(f"compare_edit_{run.id}", border=False):
         name_col, tags_col = st.columns(2)

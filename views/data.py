@@ -78,6 +78,7 @@ st.caption(
 samples_tab, balance_tab, mean_tab, map_tab = st.tabs(
     ["Examples", "Class balance", f"The average {noun}", "How the network sorts them"],
     key="data_tab",
+    bind="query-params",
     on_change="rerun",
 )
 
@@ -180,6 +181,7 @@ if map_tab.open:
                 "the raw pixels (before the network)" if i is None else f"hidden layer {titles[i]}"
             ),
             key=f"data_map_layer_{choice.key}",
+            persist_state="session",
             help="Each test image becomes the list of numbers this layer outputs for it; the "
             "map squeezes those lists down to two dimensions (PCA) so they can be drawn.",
         )

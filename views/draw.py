@@ -133,7 +133,7 @@ choice, model, meta = state.selected_model()
 names = draw.class_names(meta, model.n_classes)
 source = st.segmented_control(
     "Input", list(SOURCES), format_func=SOURCES.get, default="draw", required=True,
-    key="draw_source", label_visibility="collapsed",
+    key="draw_source", label_visibility="collapsed", persist_state="session",
 )  # fmt: skip
 
 
@@ -209,7 +209,7 @@ def compare(x: np.ndarray) -> None:
     default = [choice.key, *others[:1]]
     picked = st.multiselect(
         "Models", list(choices), default=[k for k in default if k in choices],
-        format_func=lambda k: choices[k].label, key="draw_compare",
+        format_func=lambda k: choices[k].label, key="draw_compare", persist_state="session",
         help="Pick two or more: each one reads the same 28×28 image.",
     )  # fmt: skip
     answers = {}

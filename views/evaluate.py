@@ -126,6 +126,7 @@ mistakes_tab, scores_tab, confidence_tab, robust_tab = st.tabs(
     ["Mistakes", f"Scores per {noun}", "Confidence", "Robustness"],
     key="evaluate_tab",
     on_change="rerun",
+    bind="query-params",
 )
 
 if mistakes_tab.open:
@@ -143,6 +144,8 @@ if mistakes_tab.open:
                 options,
                 format_func=fmt,
                 key="eval_true",
+                bind="query-params",
+                persist_state="session",
                 on_change=_on_filter_change,
             )
             pred = b.selectbox(
@@ -150,12 +153,15 @@ if mistakes_tab.open:
                 options,
                 format_func=fmt,
                 key="eval_pred",
+                bind="query-params",
+                persist_state="session",
                 on_change=_on_filter_change,
             )
         with left:
             rates = st.toggle(
                 "Show rates (each row adds up to 100 %)",
                 key="eval_rates",
+                persist_state="session",
                 help="Divide each row by its total: the share of that class read as each class.",
             )
             highlight = (true, pred) if true is not None and pred is not None else None
@@ -221,7 +227,9 @@ if mistakes_tab.open:
                     config=CHART_CONFIG,
                 )
                 if pages > 1:
-                    st.pagination(pages, key="eval_page", on_change=_on_page_change)
+                    st.pagination(
+                        pages, key="eval_page", on_change=_on_page_change, persist_state="session"
+                    )
                 st.caption(
                     f"Under each image: true → read as, and how sure it was. Page "
                     f"{st.session_state.get('eval_page', 1)} of {pages}. Click an image for its "
@@ -288,6 +296,7 @@ if confidence_tab.open:
             90,
             1,
             key="eval_threshold",
+            persist_state="session",
             help="Confidence is the probability the model gives its top answer.",
         )
         threshold = percent / 100
@@ -331,6 +340,7 @@ if robust_tab.open:
             format_func=lambda key: DAMAGE[key][0],
             default="rotate",
             key="eval_damage",
+            persist_state="session",
         )
         kind = kind or "rotate"
         label, axis_title, fmt_amount = DAMAGE[kind]
@@ -344,6 +354,7 @@ if robust_tab.open:
             value=amounts[min(3, len(amounts) - 1)],
             format_func=fmt_amount.format,
             key=f"eval_amount_{kind}",
+            persist_state="session",
         )
         level = amounts.index(amount)
         a, b = st.columns([3, 2], gap="large")

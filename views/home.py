@@ -10,10 +10,10 @@ st.markdown(
     "handwritten digits from 60,000 examples. **Draw a digit and it will tell you which one "
     "it is** — then train your own network and look inside to see how it learned."
 )
-if st.button("Draw a digit", icon="✏️", type="primary"):
-    st.switch_page("views/draw.py")
-
 choice, model, meta = state.selected_model()
+if st.button("Draw a digit", icon=":material/draw:", type="primary"):
+    st.switch_page("views/draw.py", query_params={state.MODEL_PARAM: choice.key})
+
 accuracy = meta.get("test_accuracy")
 st.caption(
     f"Selected model: **{choice.label}** — {model.n_params:,} weights"

@@ -79,6 +79,7 @@ if run is not None and epochs:
         value=default,
         format_func=lambda e: "0 (untrained)" if e == 0 else str(e),
         key=f"weights_epoch_{choice.key}",
+        persist_state="session",
         help="The weights as they were after each epoch of training. Epoch 0 is the random start.",
     )
     path = run.snapshot(epoch)
@@ -127,6 +128,7 @@ first_tab, layers_tab, activations_tab = st.tabs(
     ["What each neuron looks for", "All layers", "Activations"],
     key="weights_tab",
     on_change="rerun",
+    bind="query-params",
 )
 
 if first_tab.open:
@@ -346,8 +348,9 @@ if activations_tab.open:
     with activations_tab:
         pick, shuffle, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
         index = pick.number_input(
-            f"Test image (0 to {n_test - 1:,})", 0, n_test - 1, 0, 1, key="weights_act_index"
-        )
+            f"Test image (0 to {n_test - 1:,})", 0, n_test - 1, 0, 1, key="weights_act_index",
+            bind="query-params", persist_state="session",
+        )  # fmt: skip
         shuffle.button(
             "Random digit", icon=":material/casino:", on_click=_random_digit, args=(n_test,)
         )
