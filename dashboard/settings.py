@@ -141,11 +141,20 @@ def bounds(name: str, value: Any) -> tuple[Any, Any]:
 
 def to_query(cfg: TrainConfig) -> dict[str, str]:
     """The settings that differ from the defaults, as URL query parameters."""
-    out = {}
-    for name, value in cfg.to_dict().items():
-        if value != getattr(DEFAULTS, name):
-            out[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    return out
+    return {
+        name: query_text(value)
+        for name, value in cfg.to_dict().items()
+        if value != getattr(DEFAULTS, name)
+    }
+
+
+def query_text(value: Any) -> str:
+    """A setting's value in a URL: exact (the shortest text that reads back the same float),
+    and without a needless '.0'."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    text = repr(value) if isinstance(value, float) else str(value)
+    return text.removesuffix(".0") if isinstance(value, float) else text
 
 
 def from_query(params: Mapping[str, str]) -> tuple[TrainConfig, list[LinkNote]]:

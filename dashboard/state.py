@@ -32,6 +32,7 @@ MODEL_PARAM = "model"  # the query parameter (and session key) holding the selec
 CHOICE_KEY = "model_choice"  # the session key app.py puts the picked ModelChoice under
 DATA_DIRS_ENV = "MNIST_DATA_DIRS"  # more folders the app may read data from, ':'-separated
 STATUS_LABELS = {"learned_nothing": "learned nothing"}
+CACHED = 8  # results kept per cached page computation: every cache is bounded
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from core.data import Dataset, subset, to_float
 from core.model import load_model
 from core.train import split_for
 from dashboard import images, inspect, state
+from dashboard.state import CACHED
 
 CHART_CONFIG = {"displayModeBar": False}
 PER_CLASS = 12  # sample images shown per class
@@ -19,7 +20,7 @@ MAP_SIZE = 2000  # test images on the map (200 of each class)
 MAX_SHOWN = 40  # selected digits shown beside the map
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=CACHED)
 def _split_counts(data_key: str, _data: Dataset) -> dict[str, np.ndarray]:
     split = split_for(TrainConfig(), _data)
     k = len(_data.class_names)
@@ -30,18 +31,21 @@ def _split_counts(data_key: str, _data: Dataset) -> dict[str, np.ndarray]:
     }
 
 
-@st.cache_data(show_spinner="Averaging 60,000 images…")
+@st.cache_data(show_spinner="Averaging 60,000 images…", max_entries=CACHED)
 def _means(data_key: str, _data: Dataset) -> np.ndarray:
     return analysis.mean_images(_data.train_images, _data.train_labels, len(_data.class_names))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=CACHED)
 def _map_rows(data_key: str, _data: Dataset) -> np.ndarray:
     everything = np.arange(len(_data.test_labels))
     return subset(everything, _data.test_labels, MAP_SIZE, seed=0)
 
 
-@st.cache_data(show_spinner="Running 2,000 test images through the network and mapping them…")
+@st.cache_data(
+    show_spinner="Running 2,000 test images through the network and mapping them…",
+    max_entries=CACHED,
+)
 def _map(
     path: str, mtime: float, data_key: str, layer: int | None, _data: Dataset
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from core.data import Dataset, subset, to_float
 from core.metrics import Evaluation, confusion_matrix, evaluate, per_class
 from core.model import load_model
 from dashboard import images, inspect, state
+from dashboard.state import CACHED
 
 PAGE_SIZE = 40  # mistakes per page of the viewer: 5 rows of 8
 ROBUST_SIZE = 2000  # test images (200 of each class) each robustness level is measured on
@@ -22,13 +23,17 @@ DAMAGE = {
 }
 
 
-@st.cache_data(show_spinner="Running the model on every test image (once per model)…")
+@st.cache_data(
+    show_spinner="Running the model on every test image (once per model)…", max_entries=CACHED
+)
 def _evaluation(path: str, mtime: float, data_key: str, _data: Dataset) -> Evaluation:
     model, _ = load_model(path)
     return evaluate(model, _data.test_images, _data.test_labels)
 
 
-@st.cache_data(show_spinner="Damaging 2,000 test images step by step and measuring…")
+@st.cache_data(
+    show_spinner="Damaging 2,000 test images step by step and measuring…", max_entries=CACHED
+)
 def _robustness(
     path: str, mtime: float, data_key: str, kind: str, _data: Dataset
 ) -> tuple[np.ndarray, analysis.Robustness]:

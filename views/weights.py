@@ -13,6 +13,7 @@ from core import analysis
 from core.data import Dataset, to_float
 from core.model import Model, ModelFileError, load_model
 from dashboard import images, inspect, state
+from dashboard.state import CACHED
 
 CHART_CONFIG = {"displayModeBar": False}
 SIGNED = ("tanh", "leaky_relu")  # activations that can be negative
@@ -24,7 +25,9 @@ def _weights_at(path: str, mtime: float) -> tuple[Model, dict[str, Any]]:
     return load_model(path)
 
 
-@st.cache_data(show_spinner="Running the 10,000 test images through the network…")
+@st.cache_data(
+    show_spinner="Running the 10,000 test images through the network…", max_entries=CACHED
+)
 def _dead_units(path: str, mtime: float, data_key: str, _data: Dataset) -> list[analysis.DeadUnits]:
     model, _ = load_model(path)
     return analysis.dead_units(model, _data.test_images)
