@@ -5,10 +5,18 @@ default or `$MNIST_RUNS_DIR`. Each run also gets a folder holding its best
 checkpoint (`model.npz`) and one weight snapshot per epoch (`snapshots/`).
 Trainer processes write while any number of dashboard sessions read; every
 write is one short transaction, so readers always see a consistent state.
+
+Every fault of the store itself (a folder that cannot be created, a file that is
+not a database, a read-only folder, a lock held too long) is raised as one
+`StoreError` whose message says what to do. A read-only store can still be read.
+A run row this version cannot read is skipped by `list` and named in `skipped`.
+A run's owner is its process id together with that process's start time, so a
+reused process id never keeps a dead run "running".
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -18,21 +26,28 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .data import Dataset, load_dataset
 from .model import Model
 from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
 
 RUNS_DIR_ENV = "MNIST_RUNS_DIR"
 DB_NAME = "runs.sqlite"
-STATUSES = ("queued", "running", "finished", "stopped", "diverged", "failed")
+STATUSES = ("queued", "running", "finished", "stopped", "diverged", "learned_nothing", "failed")
 ACTIVE = ("queued", "running")
 BATCH_LOSS_POINTS = 400  # per-batch losses kept per run: plenty for a curve
+TIMEOUT = 30.0  # seconds a write waits for another process's transaction before giving up
+KILLED = (
+    "The training process ended unexpectedly (killed or crashed); the checkpoint of its best "
+    "recorded epoch, if any, is kept."
+)
+ORPHANED = "The sweep's process ended before this trial ran; run the sweep again with --resume."
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,7 +70,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stop_requested INTEGER NOT NULL DEFAULT 0,
     tags TEXT NOT NULL DEFAULT '[]',
     sweep TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}'
+    progress TEXT NOT NULL DEFAULT '{}',
+    pid_start INTEGER
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -73,6 +89,9 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+# Columns added since the first version, with their types: older databases gain them on open.
+MIGRATIONS = {"pid_start": "INTEGER"}
 
 
 class StoreError(Exception):
@@ -113,6 +132,7 @@ class Run:
     tags: list[str]
     sweep: str
     progress: dict[str, Any]
+    pid_start: int | None = None  # the owner's start time (clock ticks since boot)
 
     @property
     def checkpoint(self) -> Path:
@@ -136,17 +156,44 @@ class Run:
         return sorted(int(p.stem.split("-")[1]) for p in self.snapshot_dir.glob("epoch-*.npz"))
 
 
+RUN_COLUMNS = tuple(f.name for f in fields(Run))
+
+
+class _Unreadable(Exception):
+    """One run row this version cannot read; the message is the reason."""
+
+
 def _run(row: sqlite3.Row, root: Path) -> Run:
-    values = dict(row)
-    values["config"] = TrainConfig.from_dict(json.loads(values["config"]))
-    values["dir"] = root / values["dir"]
+    # Only the columns this version knows: a newer version may have added others. (A Row's
+    # `in` looks at its values, hence the set of its keys.)
+    present = set(row.keys())
+    values = {k: row[k] for k in RUN_COLUMNS if k in present}
+    try:
+        config = json.loads(values["config"])
+        tags = json.loads(values["tags"])
+        progress = json.loads(values["progress"])
+    except (TypeError, ValueError) as exc:
+        raise _Unreadable(f"a field is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise _Unreadable("its config is not a mapping of settings")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _Unreadable("its tags are not a list of text")
+    if not isinstance(progress, dict):
+        raise _Unreadable("its progress is not a mapping")
+    if values["status"] not in STATUSES:
+        raise _Unreadable(f"its status {values['status']!r} is unknown to this version")
+    try:
+        values["config"] = TrainConfig.from_dict(config)
+    except ConfigError as exc:
+        raise _Unreadable(f"its config has {exc.field}: {exc.message}") from None
+    values["dir"] = root / str(values["dir"])
     values["stop_requested"] = bool(values["stop_requested"])
-    values["tags"] = json.loads(values["tags"])
-    values["progress"] = json.loads(values["progress"])
+    values["tags"], values["progress"] = tags, progress
     return Run(**values)
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether some process has this id (it may not be the one that had it before)."""
     if not pid:
         return False
     try:
@@ -158,39 +205,295 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-class RunStore:
-    """Reads and writes runs; safe to use from many processes at once."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, or None if there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return text[text.rfind(")") + 2 :].split()
 
-    def __init__(self, root: str | Path | None = None) -> None:
+
+def process_start(pid: int | None) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux); None if unknown."""
+    if not pid:
+        return None
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat and len(stat) > 19 else None  # field 22 of the full line
+
+
+def owner_alive(pid: int | None, start: int | None) -> bool:
+    """Whether the process that owned a run is still running: same id AND same start time.
+
+    Without a recorded start time (rows from older versions, systems without /proc) only
+    the id can be checked.
+    """
+    if not pid:
+        return False
+    if not _HAVE_PROC:
+        return pid_alive(pid)
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ("Z", "X"):  # gone, or a zombie nobody has waited for
+        return False
+    return start is None or int(stat[19]) == start
+
+
+_HAVE_PROC = Path("/proc/self/stat").exists()
+
+
+def _writable(root: Path, path: Path) -> bool:
+    # os.access honours read-only mounts and immutable files even for root, and mode bits
+    # for everyone else: exactly what decides whether SQLite can write here.
+    return os.access(root, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+class RunStore:
+    """Reads and writes runs; safe to use from many processes at once.
+
+    `read_only` says whether the store can only be read; `skipped` lists the (run id,
+    reason) of rows the last `list` or `list_sweep` could not read.
+    """
+
+    def __init__(self, root: str | Path | None = None, timeout: float = TIMEOUT) -> None:
         self.root = Path(root) if root is not None else runs_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / DB_NAME
+        self.timeout = timeout
+        self.read_only = False
+        self.skipped: list[tuple[int, str]] = []
         self._local = threading.local()
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        with self._connect():
+            pass  # opens, creates or upgrades the database now, so a fault shows up here
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens a new one)."""
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            db.close()
+        self._local.db = None
+
+    # Connections and faults
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._connection()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from exc
+        except OSError as exc:
+            raise StoreError(
+                f"the run store at {self.root} cannot be used ({exc.strerror or exc}): check "
+                f"that the folder is readable, or set {RUNS_DIR_ENV} to another folder"
+            ) from exc
+
+    def _connection(self) -> sqlite3.Connection:
         # One connection per thread and process, kept open: closing the last connection to a
-        # WAL database checkpoints it to disk, which made every write cost 10-30 ms.
-        db = getattr(self._local, "db", None)
-        if db is None or self._local.pid != os.getpid():  # a forked child opens its own
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # WAL database checkpoints it to disk, which made every write cost 10-30 ms. One stat
+        # per call notices a database deleted or replaced since it was opened.
+        local = self._local
+        ident = self._identity()
+        db = getattr(local, "db", None)
+        if db is not None and local.pid == os.getpid():  # a forked child opens its own
+            if ident == local.ident and (ident is not None or local.memory):
+                return db
+            db.close()  # the file it had open was deleted or replaced
+        local.db = None
+        db, local.memory = self._open()
+        local.db, local.pid, local.ident = db, os.getpid(), self._identity()
+        return db
+
+    def _identity(self) -> tuple[int, ...] | None:
+        try:
+            st = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if getattr(self._local, "immutable", False):
+            # Opened as immutable: any change at all means someone writes, so reopen.
+            wal = os.path.exists(f"{self.path}-wal")
+            return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, wal)
+        return (st.st_dev, st.st_ino)
+
+    def _open(self) -> tuple[sqlite3.Connection, bool]:
+        """A new connection, the database created or upgraded first; and whether in memory."""
+        self._local.immutable = False
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"the run store folder {self.root} cannot be created ({exc.strerror or exc}): "
+                f"make its parent folder writable, or set {RUNS_DIR_ENV} to another folder"
+            ) from exc
+        self._check_header()
+        self.read_only = not _writable(self.root, self.path)
+        if self.read_only:
+            return self._open_read_only()
+        with self._creating():
+            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                self._prepare(db)
+            except BaseException:
+                db.close()
+                raise
+        return db, False
+
+    def _check_header(self) -> None:
+        """StoreError unless the database file is missing, empty or starts as SQLite's do."""
+        # SQLite itself would read a file that replaced the database through the old file's
+        # -wal and show the old runs, so the file is looked at first.
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except (FileNotFoundError, IsADirectoryError):
+            return  # created below, or SQLite says it cannot open a folder
+        if head != SQLITE_HEADER[: len(head)]:
+            raise StoreError(
+                f"{self.path} is not a run store database (it is not an SQLite file): move it "
+                "aside and it will be recreated"
+            )
+
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        """While a missing database is created: one process at a time, stale files removed."""
+        if self.path.exists():
+            yield
+            return
+        fd = os.open(self.root / f"{DB_NAME}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self.path.exists():
+                # A -wal left by a deleted database would be replayed into the new one.
+                for suffix in ("-wal", "-shm", "-journal"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            yield
+        finally:
+            os.close(fd)
+
+    def _open_read_only(self) -> tuple[sqlite3.Connection, bool]:
+        if not self.path.exists():  # nothing to read: an empty store, in memory
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db, self._local.pid = db, os.getpid()
-        yield db
+            db.executescript(SCHEMA)
+            return db, True
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        try:
+            db = self._read_only_connection(f"{uri}?mode=ro")
+        except sqlite3.OperationalError:
+            if os.access(self.root, os.W_OK):
+                raise
+            # SQLite cannot open a WAL database read-only without creating its -shm file; in
+            # a folder nobody can create files in, nobody can write it either, so it is safe
+            # to read it as immutable (reopened at once if it ever changes).
+            db = self._read_only_connection(f"{uri}?immutable=1")
+            self._local.immutable = True
+        return db, False
+
+    def _read_only_connection(self, uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            self._check_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _columns(self, db: sqlite3.Connection) -> tuple[set[str], set[str]]:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "runs" not in tables:
+            return tables, set()
+        return tables, {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+
+    def _check_schema(self, db: sqlite3.Connection) -> bool:
+        """Whether the database is a complete run store; StoreError if it is someone else's."""
+        tables, columns = self._columns(db)
+        if not tables:
+            return False
+        if not tables & {"runs", "epochs", "batches"}:
+            raise StoreError(
+                f"{self.path} is not a run store database (it holds other tables: "
+                f"{', '.join(sorted(tables)[:5])}): move it aside and it will be recreated"
+            )
+        if "runs" in tables:
+            missing = set(RUN_COLUMNS) - columns - set(MIGRATIONS)
+            if missing:
+                raise StoreError(
+                    f"{self.path} is not a run store database (its runs table has no "
+                    f"{', '.join(sorted(missing))}): move it aside and it will be recreated"
+                )
+        return {"runs", "epochs", "batches"} <= tables and set(MIGRATIONS) <= columns
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Create the tables, or add the columns newer than the database; a no-op when whole."""
+        if self._check_schema(db):
+            return  # nothing to write, so opening never waits for another process's lock
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            _, columns = self._columns(db)
+            for column, kind in MIGRATIONS.items():
+                if column not in columns:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            self._check_schema(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _read_only_error(self) -> StoreError:
+        return StoreError(
+            f"the run store at {self.root} is read-only: its runs can be looked at but not "
+            f"started, changed or deleted; make it writable or set {RUNS_DIR_ENV} to another "
+            "folder"
+        )
+
+    def _fault(self, exc: sqlite3.Error) -> StoreError:
+        """The StoreError that explains an SQLite error."""
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"the run store at {self.path} is locked: another process has held it for "
+                f"over {self.timeout:g} s; try again when it has finished, or stop it"
+            )
+        if "readonly" in text or "read-only" in text:
+            return self._read_only_error()
+        if "malformed" in text:
+            return StoreError(
+                f"{self.path} is damaged ({exc}): move it aside and it will be recreated; "
+                f"`sqlite3 {self.path} .recover` may save its runs"
+            )
+        if "not a database" in text or "encrypted" in text:
+            return StoreError(
+                f"{self.path} is not a run store database ({exc}): move it aside and it will "
+                "be recreated"
+            )
+        if "full" in text:
+            return StoreError(
+                f"the disk holding the run store at {self.path} is full: free some space"
+            )
+        if "unable to open" in text:
+            return StoreError(
+                f"{self.path} cannot be opened as a database ({exc}): check that it is a file "
+                "you can read, or move it aside and it will be recreated"
+            )
+        return StoreError(f"the run store at {self.path} failed: {type(exc).__name__}: {exc}")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._connect() as db:
+            if self.read_only:
+                raise self._read_only_error()
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -212,8 +515,8 @@ class RunStore:
         started = time.time() if status == "running" else None
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO runs (name, status, config, created, started, pid, sweep, tags) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, status, config, created, started, pid, pid_start, "
+                "sweep, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     status,
@@ -221,6 +524,7 @@ class RunStore:
                     time.time(),
                     started,
                     pid,
+                    process_start(pid),
                     sweep,
                     json.dumps(tags or []),
                 ),
@@ -228,23 +532,50 @@ class RunStore:
             run_id = cur.lastrowid
             folder = f"{run_id:05d}-{slug(name)}"
             db.execute("UPDATE runs SET dir = ? WHERE id = ?", (folder, run_id))
-        (self.root / folder).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"the folder of run {run_id} cannot be created in {self.root} "
+                f"({exc.strerror or exc}): make it writable or set {RUNS_DIR_ENV} to another folder"
+            ) from exc
         return self.get(run_id)
+
+    def queued(self) -> list[int]:
+        """The dashboard runs waiting for the background trainer, oldest first.
+
+        Sweep trials (their sweep claims them) and rows this version cannot read are left out.
+        """
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM runs WHERE status = 'queued' AND sweep = '' ORDER BY id"
+            ).fetchall()
+        return [row["id"] for row in rows if self._readable(row)]
+
+    def _readable(self, row: sqlite3.Row) -> bool:
+        try:
+            _run(row, self.root)
+        except _Unreadable:
+            return False
+        return True
 
     def claim_next(self, pid: int) -> Run | None:
         """Atomically take the oldest queued dashboard run and mark it running under `pid`.
 
-        Sweep trials are left alone: their sweep process claims them (`claim`).
+        Sweep trials are left alone: their sweep process claims them (`claim`). So are rows
+        this version cannot read: they stay queued for a version that can.
         """
         with self._write() as db:
-            row = db.execute(
-                "SELECT id FROM runs WHERE status = 'queued' AND sweep = '' ORDER BY id LIMIT 1"
-            ).fetchone()
+            rows = db.execute(
+                "SELECT * FROM runs WHERE status = 'queued' AND sweep = '' ORDER BY id"
+            ).fetchall()
+            row = next((r for r in rows if self._readable(r)), None)
             if row is None:
                 return None
             db.execute(
-                "UPDATE runs SET status = 'running', started = ?, pid = ? WHERE id = ?",
-                (time.time(), pid, row["id"]),
+                "UPDATE runs SET status = 'running', started = ?, pid = ?, pid_start = ? "
+                "WHERE id = ?",
+                (time.time(), pid, process_start(pid), row["id"]),
             )
         return self.get(row["id"])
 
@@ -252,9 +583,9 @@ class RunStore:
         """Mark one queued run running under `pid`; None if it is no longer queued."""
         with self._write() as db:
             cur = db.execute(
-                "UPDATE runs SET status = 'running', started = ?, pid = ? "
+                "UPDATE runs SET status = 'running', started = ?, pid = ?, pid_start = ? "
                 "WHERE id = ? AND status = 'queued'",
-                (time.time(), pid, run_id),
+                (time.time(), pid, process_start(pid), run_id),
             )
         return self.get(run_id) if cur.rowcount else None
 
@@ -262,17 +593,25 @@ class RunStore:
         """Mark those of `run_ids` that never started as stopped."""
         with self._write() as db:
             db.executemany(
-                "UPDATE runs SET status = 'stopped', ended = ?, pid = NULL, message = ? "
-                "WHERE id = ? AND status = 'queued'",
+                "UPDATE runs SET status = 'stopped', ended = ?, pid = NULL, pid_start = NULL, "
+                "message = ? WHERE id = ? AND status = 'queued'",
                 [(time.time(), message, run_id) for run_id in run_ids],
             )
 
+    def stop_abandoned(self, run_ids: list[int], message: str) -> list[int]:
+        """Mark those of `run_ids` still running under a process that is gone as stopped.
+
+        Their best recorded epoch is filled in, as for a reaped run; returns them.
+        """
+        return self._reap(run_ids, running=("stopped", message))
+
     def start(self, run_id: int, pid: int, n_params: int | None = None) -> None:
+        """Mark a run running under `pid` (the trainer that has just begun it)."""
         with self._write() as db:
             db.execute(
                 "UPDATE runs SET status = 'running', started = COALESCE(started, ?), pid = ?, "
-                "n_params = ? WHERE id = ?",
-                (time.time(), pid, n_params, run_id),
+                "pid_start = ?, n_params = ? WHERE id = ?",
+                (time.time(), pid, process_start(pid), n_params, run_id),
             )
 
     def set_progress(self, run_id: int, progress: dict[str, Any]) -> None:
@@ -315,13 +654,17 @@ class RunStore:
         sets = ", ".join(f"{k} = ?" for k in results)
         with self._write() as db:
             db.execute(
-                f"UPDATE runs SET status = ?, message = ?, ended = ?, pid = NULL"
+                f"UPDATE runs SET status = ?, message = ?, ended = ?, pid = NULL, pid_start = NULL"
                 f"{', ' + sets if sets else ''} WHERE id = ?",
                 (status, message, time.time(), *results.values(), run_id),
             )
 
     def request_stop(self, run_id: int) -> None:
-        """Ask a running run to stop after its current batch; a queued run is cancelled."""
+        """Ask a running run to stop after its current batch; a queued run is cancelled.
+
+        A run whose trainer is already gone is marked failed at once, since nobody is left to
+        read the request.
+        """
         with self._write() as db:
             db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
             db.execute(
@@ -329,6 +672,7 @@ class RunStore:
                 "started.' WHERE id = ? AND status = 'queued'",
                 (time.time(), run_id),
             )
+        self._reap([run_id])
 
     def stop_requested(self, run_id: int) -> bool:
         with self._connect() as db:
@@ -345,47 +689,146 @@ class RunStore:
             db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(clean), run_id))
 
     def delete(self, run_id: int) -> None:
-        """Remove a run, its metrics and its folder. A running run must be stopped first."""
-        run = self.get(run_id)
-        if run.status == "running" and pid_alive(run.pid):
+        """Remove a run, its metrics and its folder. A running run must be stopped first.
+
+        Works on rows this version cannot read, too.
+        """
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT status, pid, pid_start, dir FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no run with id {run_id}")
+        if row["status"] == "running" and owner_alive(row["pid"], row["pid_start"]):
             raise ValueError(f"run {run_id} is still running; stop it first")
         with self._write() as db:
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        if run.dir.is_dir() and run.dir.resolve().parent == self.root.resolve():
-            shutil.rmtree(run.dir, ignore_errors=True)
+        folder = self.root / str(row["dir"])
+        if row["dir"] and folder.is_dir() and folder.resolve().parent == self.root.resolve():
+            shutil.rmtree(folder, ignore_errors=True)
 
     def reap(self) -> list[int]:
         """Mark runs whose process is gone (killed, crashed) as failed; returns them.
 
-        That is every running run, and every queued sweep trial (queued under its sweep's
-        process), whose process no longer exists. Dashboard runs queued with no process wait.
+        That is every running run whose owner (process id and start time) no longer exists;
+        its best recorded epoch is filled in and its checkpoint kept. Sweep trials queued
+        under a sweep process that is gone are marked stopped. Dashboard runs queued with no
+        process wait. Then leftover temporary files (`*.tmp`, from writes cut short) are
+        removed from the folders of runs that no live trainer can still be writing. A
+        read-only store is left as it is.
         """
+        if self.read_only:
+            return []
+        dead = self._reap()
+        self._remove_leftovers()
+        return dead
+
+    def _reap(
+        self,
+        run_ids: Iterable[int] | None = None,
+        running: tuple[str, str] = ("failed", KILLED),
+    ) -> list[int]:
+        """Close the active runs (of `run_ids`, or all) whose owner is gone; returns them."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, pid FROM runs WHERE status = 'running' "
+                "SELECT id, status, pid, pid_start FROM runs WHERE status = 'running' "
                 "OR (status = 'queued' AND pid IS NOT NULL)"
             ).fetchall()
-        dead = [row["id"] for row in rows if not pid_alive(row["pid"])]
+        wanted = None if run_ids is None else set(run_ids)
+        dead = [
+            row
+            for row in rows
+            if (wanted is None or row["id"] in wanted)
+            and not owner_alive(row["pid"], row["pid_start"])
+        ]
+        if not dead or self.read_only:
+            return []
+        closed = []
         with self._write() as db:
-            db.executemany(
-                "UPDATE runs SET status = 'failed', ended = ?, pid = NULL, message = "
-                "'The training process ended unexpectedly (killed or crashed); the last "
-                "checkpoint, if any, is kept.' WHERE id = ? AND status IN ('running', 'queued')",
-                [(time.time(), run_id) for run_id in dead],
-            )
-        return dead
+            for row in dead:
+                status, message = running if row["status"] == "running" else ("stopped", ORPHANED)
+                best = db.execute(
+                    "SELECT epoch, val_accuracy FROM epochs WHERE run_id = ? "
+                    "ORDER BY val_accuracy DESC, epoch LIMIT 1",
+                    (row["id"],),
+                ).fetchone()
+                elapsed = db.execute(
+                    "SELECT MAX(elapsed) FROM epochs WHERE run_id = ?", (row["id"],)
+                ).fetchone()[0]
+                # Only if nobody changed the row since it was read (a worker may claim it).
+                cur = db.execute(
+                    "UPDATE runs SET status = ?, message = ?, ended = ?, pid = NULL, "
+                    "pid_start = NULL, best_epoch = COALESCE(best_epoch, ?), "
+                    "best_val_accuracy = COALESCE(best_val_accuracy, ?), "
+                    "train_seconds = COALESCE(train_seconds, ?) "
+                    "WHERE id = ? AND status = ? AND pid IS ? AND pid_start IS ?",
+                    (
+                        status,
+                        message,
+                        time.time(),
+                        best["epoch"] if best else None,
+                        best["val_accuracy"] if best else None,
+                        elapsed,
+                        row["id"],
+                        row["status"],
+                        row["pid"],
+                        row["pid_start"],
+                    ),
+                )
+                if cur.rowcount:
+                    closed.append(row["id"])
+        return closed
+
+    def _remove_leftovers(self) -> None:
+        """Delete `*.tmp` files in the folders of runs that are not queued or running."""
+        with self._connect() as db:
+            rows = db.execute("SELECT dir FROM runs WHERE status NOT IN ('queued', 'running')")
+            folders = [str(row["dir"]) for row in rows.fetchall()]
+        root = self.root.resolve()
+        for name in folders:
+            folder = self.root / name
+            if not name or folder.resolve().parent != root:
+                continue
+            for where in (folder, folder / "snapshots"):
+                try:
+                    entries = list(os.scandir(where))
+                except OSError:
+                    continue
+                for entry in entries:
+                    if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+                        Path(entry.path).unlink(missing_ok=True)
 
     # Reading
 
     def get(self, run_id: int) -> Run:
+        """One run; KeyError if there is none, StoreError if this version cannot read it."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(f"no run with id {run_id}")
-        return _run(row, self.root)
+        try:
+            return _run(row, self.root)
+        except _Unreadable as exc:
+            raise StoreError(
+                f"run {run_id} cannot be read by this version of the app: {exc} (written by a "
+                "newer version, or edited by hand); update the app, or delete the run"
+            ) from None
+
+    def _readable_runs(self, rows: list[sqlite3.Row]) -> list[Run]:
+        runs, skipped = [], []
+        for row in rows:
+            try:
+                runs.append(_run(row, self.root))
+            except _Unreadable as exc:
+                skipped.append((row["id"], str(exc)))
+        self.skipped = skipped
+        return runs
 
     def list(self, status: str | tuple[str, ...] | None = None) -> list[Run]:
-        """All runs, newest first, optionally only those with the given status(es)."""
+        """All runs, newest first, optionally only those with the given status(es).
+
+        Rows this version cannot read are left out and listed in `skipped`.
+        """
         query, args = "SELECT * FROM runs", ()
         if status is not None:
             statuses = (status,) if isinstance(status, str) else tuple(status)
@@ -393,13 +836,13 @@ class RunStore:
             args = statuses
         with self._connect() as db:
             rows = db.execute(query + " ORDER BY id DESC", args).fetchall()
-        return [_run(row, self.root) for row in rows]
+        return self._readable_runs(rows)
 
     def list_sweep(self, sweep: str) -> list[Run]:
-        """The runs of one sweep, oldest first."""
+        """The runs of one sweep, oldest first; unreadable rows are listed in `skipped`."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM runs WHERE sweep = ? ORDER BY id", (sweep,)).fetchall()
-        return [_run(row, self.root) for row in rows]
+        return self._readable_runs(rows)
 
     def epochs(self, run_id: int) -> list[dict[str, float]]:
         with self._connect() as db:
@@ -519,7 +962,9 @@ class Recorder(Callback):
             model.save(self.run.checkpoint, meta)
 
     def on_train_end(self, result: TrainResult) -> None:
-        if result.history and result.status != "diverged":
+        # Whatever the ending (a diverged run too), the model holds the best epoch's weights:
+        # its checkpoint says how the run ended.
+        if result.history:
             meta = {**self.meta, **result_meta(result, self.dataset)}
             result.model.save(self.run.checkpoint, meta)
         self.store.finish(
@@ -560,8 +1005,15 @@ def train_run(
             threads=threads,
         )
     except KeyboardInterrupt:
-        store.finish(run.id, "stopped", "Interrupted.")
+        _record_end(store, run, "stopped", "Interrupted.")
         raise
     except BaseException as exc:
-        store.finish(run.id, "failed", f"{type(exc).__name__}: {exc}")
+        _record_end(store, run, "failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _record_end(store: RunStore, run: Run, status: str, message: str) -> None:
+    # The exception being handled is what the caller needs to see, even when the store is
+    # what failed and cannot take the record either.
+    with suppress(StoreError):
+        store.finish(run.id, status, message)

@@ -214,3 +214,6 @@ def test_a_killed_run_is_reaped_as_failed_and_its_checkpoint_loads(store):
     assert got.status == "failed" and "ended unexpectedly" in got.message
     _, meta = load_model(got.checkpoint)  # written atomically: never half a file
     assert meta["epoch"] >= 1
+    # The run says which recorded epoch was its best, as a finished run would.
+    best = max(store.epochs(run.id), key=lambda e: e["val_accuracy"])
+    assert (got.best_epoch, got.best_val_accuracy) == (best["epoch"], best["val_accuracy"])
