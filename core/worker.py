@@ -44,26 +44,37 @@ def worker_running(store: RunStore) -> bool:
 
 def run_queue(store: RunStore) -> int:
     """Train queued runs until none are left; returns how many (0 if another worker is on it)."""
-    fd = _try_lock(store)
-    if fd is None:
-        return 0
     trained = 0
-    try:
-        store.reap()
-        while (run := store.claim_next(os.getpid())) is not None:
-            try:
-                train_run(store, run)
-            except Exception:  # recorded in the store as failed; the queue goes on
-                traceback.print_exc()
-            trained += 1
-    finally:
-        os.close(fd)
-    return trained
+    reaped = False
+    while True:
+        fd = _try_lock(store)
+        if fd is None:
+            return trained
+        try:
+            if not reaped:
+                store.reap()
+                reaped = True
+            while (run := store.claim_next(os.getpid())) is not None:
+                try:
+                    train_run(store, run)
+                except Exception:  # recorded in the store as failed; the queue goes on
+                    traceback.print_exc()
+                trained += 1
+        finally:
+            os.close(fd)
+        # A run queued after the last claim found this worker still holding the lock, so
+        # nobody started another: look once more now that the lock is free.
+        if not store.queued():
+            return trained
 
 
 def ensure_worker(store: RunStore) -> bool:
-    """Start a worker process if runs are queued and none is running; returns whether it did."""
-    if not store.list("queued") or worker_running(store):
+    """Start a worker process if runs are queued and none is running; returns whether it did.
+
+    A worker that is about to exit still counts as running: it looks at the queue again
+    after letting go of its lock, so a run queued meanwhile is never stranded.
+    """
+    if not store.queued() or worker_running(store):
         return False
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with open(store.root / LOG_NAME, "ab") as log:
