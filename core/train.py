@@ -2,7 +2,8 @@
 
 Progress goes to callbacks, per batch and per epoch. The loop keeps the weights
 of the best validation epoch, stops on request, on early stopping, or when the
-loss diverges, and touches the test set only once, at the very end.
+loss diverges, and touches the test set only once, at the very end. A run that
+ends no better than guessing is marked `learned_nothing`, with advice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from .optimizers import Optimizer, learning_rate, make_optimizer
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 DIVERGED_LOSS = 100.0  # ln(10) ≈ 2.3 is chance; a loss this high means the weights blew up
+# Below this many times the accuracy of guessing (1 / classes), a run has learned nothing.
+CHANCE_FACTOR = 1.5
+# Learning rates that usually train this project's networks, per optimizer (SGD's momentum
+# rule keeps the step size independent of the momentum, so one value fits all momenta).
+USUAL_LR = {"sgd": 1.0, "adam": 1e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
 
 
 @dataclass
@@ -58,7 +64,7 @@ class EpochStats:
 class TrainResult:
     model: Model
     config: TrainConfig
-    status: str  # finished, stopped or diverged
+    status: str  # finished, stopped, diverged or learned_nothing
     reason: str
     history: list[EpochStats] = field(default_factory=list)
     best_epoch: int = 0
@@ -264,17 +270,44 @@ def _fit(
 
     result.seconds = time.perf_counter() - start
     if result.history:
+        # A diverged run keeps its best epoch too: its test accuracy is that epoch's.
         model.set_weights(best_weights)
         result.best_val_accuracy = best_val
-        if evaluate_test and result.status != "diverged":
+        if evaluate_test:
             test = evaluate(model, dataset.test_images, dataset.test_labels)
             result.test_accuracy, result.test_loss = test.accuracy, test.loss
+    n_classes = len(dataset.class_names)
+    if result.status == "finished" and result.history and best_val < CHANCE_FACTOR / n_classes:
+        result.status = "learned_nothing"
+        result.reason = learned_nothing_reason(cfg, best_val, n_classes)
     if not result.reason and result.status == "finished":
         n = len(result.history)
         result.reason = f"Finished {n} epoch{'s' if n != 1 else ''}."
     for cb in callbacks:
         cb.on_train_end(result)
     return result
+
+
+def learned_nothing_reason(cfg: TrainConfig, val_accuracy: float, n_classes: int) -> str:
+    """Why a run that ended near chance accuracy is not a result, and what to try instead."""
+    usual = USUAL_LR.get(cfg.optimizer, 1.0)
+    if cfg.lr > 3 * usual:
+        advice = f"Try a lower learning rate (e.g. {cfg.lr / 10:g})"
+        if cfg.activation in ("sigmoid", "tanh"):
+            advice += f": with steps this big, {cfg.activation} units saturate and stop learning"
+    elif cfg.lr < usual / 30:
+        advice = (
+            f"Try a higher learning rate (e.g. {usual:g}, which usually suits {cfg.optimizer}) "
+            "or more epochs"
+        )
+    elif cfg.activation in ("sigmoid", "tanh"):
+        advice = f"Try relu instead of {cfg.activation}, or a lower learning rate"
+    else:
+        advice = "Try more epochs or more training images, or a lower learning rate"
+    return (
+        f"Learned nothing: validation accuracy {val_accuracy * 100:.2f} % is what guessing "
+        f"gives ({100 / n_classes:.0f} % for {n_classes} classes). {advice}."
+    )
 
 
 def result_meta(result: TrainResult, dataset: Dataset) -> dict[str, object]:
