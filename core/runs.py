@@ -261,6 +261,7 @@ class RunStore:
         self.timeout = timeout
         self.read_only = False
         self.skipped: list[tuple[int, str]] = []
+        self._swept = False  # whether reap() has looked through every run's folder yet
         self._local = threading.local()
         with self._connect():
             pass  # opens, creates or upgrades the database now, so a fault shows up here
@@ -714,13 +715,15 @@ class RunStore:
         its best recorded epoch is filled in and its checkpoint kept. Sweep trials queued
         under a sweep process that is gone are marked stopped. Dashboard runs queued with no
         process wait. Then leftover temporary files (`*.tmp`, from writes cut short) are
-        removed from the folders of runs that no live trainer can still be writing. A
-        read-only store is left as it is.
+        removed from the folders of runs that no live trainer can still be writing: all of
+        them on this store's first reap, after that those of the runs just reaped, so calling
+        it every few seconds costs one query. A read-only store is left as it is.
         """
         if self.read_only:
             return []
         dead = self._reap()
-        self._remove_leftovers()
+        self._remove_leftovers(dead if self._swept else None)
+        self._swept = True
         return dead
 
     def _reap(
@@ -779,11 +782,16 @@ class RunStore:
                     closed.append(row["id"])
         return closed
 
-    def _remove_leftovers(self) -> None:
-        """Delete `*.tmp` files in the folders of runs that are not queued or running."""
+    def _remove_leftovers(self, run_ids: list[int] | None = None) -> None:
+        """Delete `*.tmp` files in the folders of runs (of `run_ids`, or all) that are not
+        queued or running."""
+        if run_ids == []:
+            return
+        query = "SELECT dir FROM runs WHERE status NOT IN ('queued', 'running')"
+        if run_ids is not None:
+            query += f" AND id IN ({', '.join('?' * len(run_ids))})"
         with self._connect() as db:
-            rows = db.execute("SELECT dir FROM runs WHERE status NOT IN ('queued', 'running')")
-            folders = [str(row["dir"]) for row in rows.fetchall()]
+            folders = [str(row["dir"]) for row in db.execute(query, run_ids or ()).fetchall()]
         root = self.root.resolve()
         for name in folders:
             folder = self.root / name

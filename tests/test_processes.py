@@ -104,6 +104,10 @@ def test_leftover_temporary_files_are_removed_where_no_trainer_can_be_writing(st
     for run in (live, queued):  # a trainer may be writing these (or about to)
         assert all((run.dir / n).exists() for n in leftovers), run.name
     assert (store.root / "notes.tmp").exists()
+    # A trainer killed later, while the app runs: reaped, and its leftovers with it.
+    later = store.create(TINY, "later", status="running", pid=_dead_pid())
+    (later.dir / "model.tmp").write_bytes(b"half")
+    assert store.reap() == [later.id] and not (later.dir / "model.tmp").exists()
 
 
 # The background trainer's queue
