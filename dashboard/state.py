@@ -78,7 +78,7 @@ def show_store_problem(exc: StoreError) -> None:
 
 def show_skipped(runs: RunStore) -> None:
     """A note about rows of the store this version could not read (they are left untouched)."""
-    if getattr(runs, "skipped", None):  # TEMP until the store has it
+    if runs.skipped:
         listed = "; ".join(f"#{run_id}: {reason}" for run_id, reason in runs.skipped[:5])
         more = f" and {len(runs.skipped) - 5} more" if len(runs.skipped) > 5 else ""
         st.warning(

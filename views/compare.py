@@ -4,14 +4,13 @@ The selection and the filters live in the URL (`?runs=12,13&status=finished&lr=0
 comparison can be shared as a link; the Train page opens this page that way too.
 """
 
-import sqlite3
 import time
 from collections import Counter
 
 import streamlit as st
 
 from core.config import HELP
-from core.runs import STATUSES
+from core.runs import STATUSES, StoreError
 from dashboard import compare as cmp
 from dashboard import state
 
@@ -102,6 +101,7 @@ st.caption(
 )
 store = state.store()
 runs = store.list()
+state.show_skipped(store)
 by_id = {r.id: r for r in runs}
 now = time.time()
 
@@ -115,7 +115,7 @@ if not runs:
 
 try:
     summaries = store.epoch_summaries()
-except sqlite3.Error as exc:  # a locked or damaged store must not take the page down
+except StoreError as exc:  # a locked store must not take the whole page down
     st.error(f"The per-epoch metrics could not be read ({exc}). Reload the page in a moment.")
     summaries = {}
 varying = cmp.varying_settings(runs)
