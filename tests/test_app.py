@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,54 @@ def test_an_unknown_model_in_a_link_falls_back_to_the_default(runs):
     at.query_params["model"] = "run-999"
     at.run()
     assert not at.exception and at.selectbox(key="model").value == "default"
+    (warning,) = [w.value for w in at.warning if "run-999" in w.value]
+    assert "showing the default model" in warning
+
+
+def test_home_draw_button_keeps_the_chosen_model(runs):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="model").set_value("mlp").run()
+    next(b for b in at.button if b.label == "Draw a digit").click().run()
+    assert not at.exception
+    assert at.query_params["model"] == "mlp" and at.selectbox(key="model").value == "mlp"
+    assert "Draw" in at.title[0].value
+
+
+def test_the_picker_offers_the_kept_checkpoint_of_a_run_that_did_not_finish(runs, mnist):
+    store = RunStore(runs)
+    cfg = TrainConfig(train_size=500, epochs=2, val_size=500)
+    run = store.create(cfg, "blew up", status="running", pid=os.getpid())
+    train_run(store, run, mnist)
+    store.finish(run.id, "diverged", "Training diverged at epoch 2.")  # as a late blow-up ends
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    (label,) = [o for o in at.selectbox(key="model").options if "blew up" in o]
+    assert label.startswith(f"#{run.id} blew up") and label.endswith(" · diverged")
+    key = f"run-{run.id}"
+    at.query_params["model"] = key
+    at.run()
+    assert at.selectbox(key="model").value == key and not at.exception
+
+
+def test_a_data_folder_is_loaded_once_whatever_its_spelling(monkeypatch):
+    from dashboard import state
+
+    calls = []
+    real = state.load_dataset
+    monkeypatch.setattr(state, "load_dataset", lambda folder: calls.append(folder) or real(folder))
+    state._dataset.clear()
+    for spelling in ("data/mnist", "data/mnist/", "data//mnist/", "data/./mnist", "data/x/../mnist",
+                     str(REPO / "data" / "mnist"), "data/mnist//"):  # fmt: skip
+        state.load_data(spelling)
+    assert len(calls) == 1
+
+
+def test_every_page_cache_is_bounded():
+    sources = [*(REPO / "views").glob("*.py"), *(REPO / "dashboard").glob("*.py")]
+    for path in sources:
+        text = path.read_text()
+        for match in re.finditer(r"@st\.cache_(?:data|resource)\((.*?)\)\ndef \w+\((.*?)\)",
+                                 text, re.S):  # fmt: skip
+            options, params = match.groups()
+            assert "max_entries" in options or not params.strip(), (path.name, match.group(0))
