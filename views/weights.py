@@ -12,6 +12,7 @@ import streamlit as st
 from core import analysis
 from core.data import Dataset, to_float
 from core.model import Model, ModelFileError, load_model
+from core.runs import StoreError
 from dashboard import images, inspect, state
 from dashboard.state import CACHED
 
@@ -68,7 +69,7 @@ run = None
 if choice.run_id is not None:
     try:
         run = state.store().get(choice.run_id)
-    except KeyError:
+    except (KeyError, StoreError):  # deleted, or the store broke: the weights still show
         run = None
 epochs = run.snapshots() if run is not None else []
 
