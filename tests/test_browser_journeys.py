@@ -27,6 +27,7 @@ TITLES = {
     "Evaluate": "Evaluate", "Weights": "Weights", "Data": "Data", "Compare": "Compare runs",
 }  # fmt: skip
 TABBED = ("Evaluate", "Weights", "Data", "Compare")
+ANSWER = ".st-key-draw_answer h1"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,10 @@ def selected_tab(page) -> str:
     return page.get_by_role("tab", selected=True).first.inner_text().strip()
 
 
+def chosen_model(page) -> str:
+    return page.locator('[data-testid="stSidebar"] [role="combobox"]').input_value()
+
+
 def epochs_input(page):
     return page.locator(".st-key-cfg_epochs input")
 
@@ -98,6 +103,12 @@ def test_a_random_walk_over_every_page_shows_no_exception(journey_server, browse
         # Whatever was chosen on this page before is still chosen.
         if title in TABBED and title in remembered:
             assert selected_tab(page) == remembered[title], where
+        if title == "Draw" and "Draw" in remembered:  # the drawing is still there
+            model, answer = remembered["Draw"]
+            if model == chosen_model(page):
+                expect(page.locator(ANSWER)).to_have_text(answer)
+            else:  # another model reads the same drawing
+                expect(page.locator(ANSWER)).to_have_text(re.compile(r"^\d\??$"))
         if title == "Train" and "Train" in remembered:
             assert epochs_input(page).input_value() == str(remembered["Train"]), where
             assert url_params(page).get("epochs") == [str(remembered["Train"])], where
@@ -117,6 +128,8 @@ def test_a_random_walk_over_every_page_shows_no_exception(journey_server, browse
             page.mouse.down()
             page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=8)
             after(page, page.mouse.up)
+            expect(page.locator(ANSWER)).to_have_text(re.compile(r"^1\??$"))  # a 1, drawn on
+            remembered["Draw"] = (chosen_model(page), page.locator(ANSWER).inner_text())
         elif rng.random() < 0.5:  # Home: pick another model in the sidebar
             picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
             after(page, picker.click)

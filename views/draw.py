@@ -16,6 +16,7 @@ from core.preprocess import Prepared, prepare
 from dashboard import draw, images, state
 
 VERSION, INITIAL, OBJECTS = "draw_canvas_version", "draw_initial", "draw_objects"
+PIXELS = "draw_pixels"  # the canvas's last image, for when it is mounted again
 SOURCES = {"draw": "✏️ Draw", "photo": "📷 Upload a photo"}
 NO_INK = Prepared(None, "no digit found: the picture is blank")
 # The canvas sends a finished stroke 200 ms after the mouse or finger lifts, most of the
@@ -53,6 +54,8 @@ def clear() -> None:
     # A new key mounts a fresh, empty canvas, so the very next run already sees no ink.
     st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
     st.session_state[INITIAL] = None
+    st.session_state[OBJECTS] = []
+    st.session_state[PIXELS] = None
 
 
 def undo() -> None:
@@ -79,6 +82,12 @@ def read_upload(data: bytes, name: str) -> tuple[Prepared | None, str]:
 def drawing() -> tuple[Prepared, float]:
     """The canvas with its buttons; returns what the network will see and when ink arrived."""
     st.caption("Draw one digit with the mouse or a finger. It answers after each stroke.")
+    key = f"draw_canvas_{st.session_state.get(VERSION, 0)}"
+    if key not in st.session_state and st.session_state.get(OBJECTS):
+        # Back from another page: the canvas mounts afresh, so hand it the drawing it showed;
+        # its image is read from the last one it sent until it sends again.
+        count = (st.session_state.get(INITIAL) or {}).get("undo", 0) + 1
+        st.session_state[INITIAL] = {"objects": st.session_state[OBJECTS], "undo": count}
     canvas = st_canvas(
         stroke_width=draw.PEN,
         stroke_color="#ffffff",
@@ -87,15 +96,20 @@ def drawing() -> tuple[Prepared, float]:
         height=draw.CANVAS,
         initial_drawing=st.session_state.get(INITIAL),
         return_image_data=True,
-        key=f"draw_canvas_{st.session_state.get(VERSION, 0)}",
+        key=key,
     )
-    st.session_state[OBJECTS] = (canvas.json_data or {}).get("objects", [])
+    if canvas.json_data is not None:  # None until a newly mounted canvas reports
+        st.session_state[OBJECTS] = canvas.json_data.get("objects", [])
+        if not st.session_state[OBJECTS]:
+            st.session_state[PIXELS] = None
+        elif canvas.image_data is not None:  # a remounted canvas sends its drawing first
+            st.session_state[PIXELS] = canvas.image_data
     undo_column, clear_column = st.columns(2)
     undo_column.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
     clear_column.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
     send_on_release()(data={"prefix": "draw_canvas_"}, key="draw_send_on_release")
     started = time.perf_counter()
-    pixels = canvas.image_data if st.session_state[OBJECTS] else None
+    pixels = st.session_state.get(PIXELS)
     if pixels is None:
         return NO_INK, started
     return prepare(pixels, min_extent=draw.CANVAS_MIN_EXTENT), started
