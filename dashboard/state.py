@@ -261,6 +261,7 @@ def training_status() -> None:
 def _training_status(was_active: bool) -> None:
     try:
         runs = store()
+        runs.reap()  # a trainer that died while the server runs is marked failed at once
         active = runs.list(status=("running", "queued"))
         if active:
             ensure_worker(runs)  # a queued run never waits for a worker that is not there

@@ -5,6 +5,7 @@ never an exception. The real app, through Streamlit's AppTest."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,19 @@ def test_the_url_follows_the_form_exactly(app):
     app.run()
     assert not app.warning and not problems(cfg)
     assert settings.from_query(url(app))[0] == cfg
+
+
+def test_a_network_too_big_for_this_machine_is_refused_at_start_with_its_size(app):
+    assert any(c.value.startswith("Needs about ") for c in app.caption)  # a normal one
+    for name, text in {
+        "arch": "cnn",
+        "conv": "8192",
+        "kernel_size": "28",
+        "hidden": "8192",
+    }.items():
+        app.query_params[name] = text
+    app.run()
+    assert not app.exception
+    assert next(b for b in app.button if b.label == "Start").disabled
+    (listed,) = [e.value for e in app.error if e.value.startswith("Fix these settings")]
+    assert re.search(r"needs about [\d.]+ GiB", listed), listed

@@ -66,6 +66,8 @@ def delete_runs(ids: list[int]) -> None:
                 f"Run #{run_id} is still training, so it was not deleted: stop it on the "
                 "Train page first, then delete it here."
             )
+        except StoreError as exc:
+            messages.append(f"Run #{run_id} was not deleted: {exc}")
     ss[SELECTED] = [i for i in ss.get(SELECTED, []) if i not in done]
     flash = [("error", m) for m in messages]
     if done:
@@ -325,9 +327,12 @@ else:
             if not name.strip():
                 st.error("A run needs a name: type one, then save again.")
             else:
-                store.rename(run.id, name)
-                store.set_tags(run.id, tags.split(","))
-                ss[FLASH] = [("success", f"Saved run #{run.id}.")]
+                try:
+                    store.rename(run.id, name)
+                    store.set_tags(run.id, tags.split(","))
+                    ss[FLASH] = [("success", f"Saved run #{run.id}.")]
+                except StoreError as exc:
+                    ss[FLASH] = [("error", f"Run #{run.id} was not saved: {exc}")]
                 st.rerun()  # the sidebar's model list shows the new name
     st.download_button(
         f"Download the per-epoch metrics of #{run.id} (CSV)",

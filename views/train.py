@@ -3,9 +3,16 @@
 import streamlit as st
 
 from core.augment import preview
-from core.config import ConfigError, TrainConfig, problems
+from core.config import (
+    ConfigError,
+    TrainConfig,
+    available_memory,
+    byte_size,
+    memory_estimate,
+    problems,
+)
 from core.data import DataError
-from core.runs import Run, RunStore
+from core.runs import Run, RunStore, StoreError
 from core.worker import ensure_worker
 from dashboard import curves, images, settings, state
 
@@ -39,11 +46,22 @@ def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunSt
         persist_state="session",
     )  # fmt: skip
     if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found)):
-        run = store.create(cfg, name)
-        ensure_worker(store)
-        ss[WATCH] = run.id
-        ss[FLASH] = f"Run #{run.id} queued; it starts as soon as the trainer is free."
-        st.rerun()  # the whole page (and the sidebar) now shows the new run
+        try:
+            run = store.create(cfg, name)
+            ensure_worker(store)
+        except (StoreError, OSError) as exc:  # e.g. a read-only store: nothing was queued
+            st.error(f"The run could not be started: {exc}", icon=":material/database:")
+        else:
+            ss[WATCH] = run.id
+            ss[FLASH] = f"Run #{run.id} queued; it starts as soon as the trainer is free."
+            st.rerun()  # the whole page (and the sidebar) now shows the new run
+    if not found:
+        pool = len(state.load_data(cfg.data_dir).train_labels)
+        free = available_memory()
+        st.caption(
+            f"Needs about {byte_size(memory_estimate(cfg, pool))} of memory"
+            + (f" ({byte_size(free)} free)." if free is not None else ".")
+        )
     if found:
         listed = "\n".join(
             f"- **{settings.LABELS.get(p.field, p.field)}**: {p.message}" for p in found
@@ -149,8 +167,11 @@ def watch(store: RunStore, live: bool) -> None:
     run = by_id[run_id]
     progress(run)
     if run.active and st.button("Stop", icon=":material/stop:", key=f"stop_{run_id}"):
-        store.request_stop(run_id)
-        st.toast("Stopping after this batch; the best epoch so far is kept.")
+        try:
+            store.request_stop(run_id)
+            st.toast("Stopping after this batch; the best epoch so far is kept.")
+        except StoreError as exc:
+            st.error(f"The run could not be stopped: {exc}")
     epochs = store.epochs(run_id)
     if epochs:
         st.plotly_chart(
