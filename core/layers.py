@@ -9,6 +9,7 @@ so one loaded model can answer several dashboard sessions at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
@@ -57,7 +58,22 @@ class Layer:
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         """Create parameters for inputs of `input_shape` (no batch axis); return output shape."""
+        return self.output_shape(input_shape)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The output shape for inputs of `input_shape`, computed without allocating anything.
+
+        Raises ValueError when the input does not fit the layer.
+        """
         return input_shape
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """The shape of each parameter `build` would create, without allocating it."""
+        return {}
+
+    def state_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """The shape of each state array (saved, not trained) `build` would create."""
+        return {}
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -87,13 +103,22 @@ class Dense(Layer):
         self.units, self.init = int(units), init
         self.decayed = ("W",)
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(f"a dense layer needs a flat input, got shape {input_shape}")
+        return (self.units,)
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"W": (input_shape[0], self.units), "b": (self.units,)}
+
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
+        out = self.output_shape(input_shape)
         (n_in,) = input_shape
         gain = 2.0 if self.init == "he" else 1.0  # "lecun" is the original sqrt(1/n_in)
         W = rng.standard_normal((n_in, self.units), dtype=F32) * F32(np.sqrt(gain / n_in))
         self.params = {"W": W, "b": np.zeros(self.units, F32)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        return (self.units,)
+        return out
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.x = x
@@ -165,8 +190,8 @@ class Sigmoid(Layer):
 class Flatten(Layer):
     kind = "flatten"
 
-    def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        return (int(np.prod(input_shape)),)
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.shape = x.shape
@@ -187,7 +212,7 @@ class Dropout(Layer):
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         self.rng = np.random.default_rng(rng.integers(2**63))
-        return input_shape
+        return self.output_shape(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0:
@@ -218,12 +243,18 @@ class BatchNorm(Layer):
         super().__init__()
         self.momentum, self.eps = float(momentum), float(eps)
 
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"gamma": input_shape[-1:], "beta": input_shape[-1:]}
+
+    def state_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        return {"mean": input_shape[-1:], "var": input_shape[-1:]}
+
     def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         c = input_shape[-1]
         self.params = {"gamma": np.ones(c, F32), "beta": np.zeros(c, F32)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.state = {"mean": np.zeros(c, F32), "var": np.ones(c, F32)}
-        return input_shape
+        return self.output_shape(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         c = x.shape[-1]
@@ -308,13 +339,24 @@ class Conv2D(Layer):
         total = self.kernel_size - 1
         return total // 2, total - total // 2
 
-    def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        h, w, c = input_shape
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(f"a convolution needs an image input, got shape {input_shape}")
+        h, w, _ = input_shape
         k = self.kernel_size
         before, after = self._pads()
         out_h, out_w = h + before + after - k + 1, w + before + after - k + 1
         if out_h < 1 or out_w < 1:
             raise ValueError(f"kernel {k}x{k} is larger than its {h}x{w} input")
+        return out_h, out_w, self.filters
+
+    def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        k = self.kernel_size
+        return {"W": (k, k, input_shape[-1], self.filters), "b": (self.filters,)}
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
+        out_h, out_w, _ = self.output_shape(input_shape)
+        c, k = input_shape[-1], self.kernel_size
         fan_in = c * k * k
         gain = 2.0 if self.init == "he" else 1.0
         W = rng.standard_normal((k, k, c, self.filters), dtype=F32) * F32(np.sqrt(gain / fan_in))
@@ -421,7 +463,9 @@ class MaxPool2D(Layer):
         super().__init__()
         self.pool_size = int(pool_size)
 
-    def build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(f"max-pooling needs an image input, got shape {input_shape}")
         h, w, c = input_shape
         p = self.pool_size
         if h < p or w < p:
