@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,33 @@ class Model:
             Path(tmp).unlink(missing_ok=True)
             raise
         return path
+
+
+@dataclass
+class LayerPlan:
+    """One layer of a spec: its shapes and the arrays `build` would give it, none allocated."""
+
+    layer: L.Layer
+    input_shape: L.Shape
+    output_shape: L.Shape
+    params: dict[str, L.Shape]
+    state: dict[str, L.Shape]
+
+
+def spec_plan(spec: dict[str, Any]) -> list[LayerPlan]:
+    """Every layer of `spec` with its shapes, from a pure shape pass that allocates nothing.
+
+    Raises ValueError (or KeyError / TypeError for a malformed layer) if the spec does not build.
+    """
+    shape = tuple(spec["input_shape"])
+    plan = []
+    for config in spec["layers"]:
+        layer = L.from_config(config)
+        out = layer.output_shape(shape)
+        plan.append(LayerPlan(layer, shape, out, layer.param_shapes(shape),
+                              layer.state_shapes(shape)))  # fmt: skip
+        shape = out
+    return plan
 
 
 def load_model(path: str | Path) -> tuple[Model, dict[str, Any]]:
