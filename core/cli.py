@@ -21,9 +21,9 @@ from . import presets
 from .config import HELP, ConfigError, TrainConfig, validate
 from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
-from .model import ModelFileError, load_model
+from .model import ModelFileError, check_output_path, load_model
 from .preprocess import ImageError, load_image, prepare
-from .runs import RUNS_DIR_ENV, Run, RunStore, train_run
+from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError, train_run
 from .sweep import (
     SweepError,
     SweepSpec,
@@ -38,6 +38,8 @@ from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_me
 from .worker import run_queue
 
 PROG = "python -m core"
+# Outcomes that end `train` with exit status 1: the run did not learn what it should have.
+FAILED = ("diverged", "learned_nothing")
 
 
 def _flag(field: str) -> str:
@@ -108,9 +110,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="starting configuration; flags below override it (default: default)",
     )
     p.add_argument("--name", help="a name for the run in the run store")
-    p.add_argument(
-        "--out", type=Path, help="also save the model here (.npz); default: the run's folder"
-    )
+    # A str, not a Path: Path("") would turn an empty --out into the current folder.
+    p.add_argument("--out", help="also save the model here (.npz); default: the run's folder")
     p.add_argument(
         "--no-store",
         action="store_true",
@@ -238,6 +239,10 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         cfg = presets.preset(args.preset).replace(**overrides)
     except ConfigError as exc:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
+    # Checked before any work, so a bad --out costs nothing and loses no trained model.
+    out = None
+    if args.out is not None or args.no_store:
+        out = check_output_path(args.out if args.out is not None else "model.npz")
     dataset = load_dataset(cfg.data_dir or None)
     try:
         validate(cfg, train_pool=len(dataset.train_labels))
@@ -255,10 +260,13 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         run = store.create(cfg, name, status="running", pid=os.getpid())
         result = train_run(store, run, dataset, [progress], should_stop=interrupted)
     saved = None
-    if result.status != "diverged" and result.history:
-        if args.out or run is None:
-            saved = result.model.save(args.out or "model.npz", result_meta(result, dataset))
-        else:
+    if result.history:  # fit restored the best epoch's weights, whatever the outcome
+        if out is not None:
+            try:
+                saved = result.model.save(out, result_meta(result, dataset))
+            except OSError as exc:
+                raise ModelFileError(f"could not save {out} ({exc})") from exc
+        elif run is not None and run.checkpoint.exists():
             saved = run.checkpoint
     summary = {
         "status": result.status,
@@ -275,8 +283,15 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     }
     if args.json:
         print(json.dumps(summary))
-    if result.status == "diverged":
+    if result.status in FAILED:
         print(f"{PROG} train: {result.reason}", file=sys.stderr)
+        if saved:
+            after = " before it diverged" if result.status == "diverged" else ""
+            print(
+                f"{PROG} train: kept the weights of epoch {result.best_epoch}, its best{after} "
+                f"(validation accuracy {result.best_val_accuracy:.2%}); saved {saved}",
+                file=sys.stderr,
+            )
         return 1
     if not args.json:
         print(result.reason)
@@ -425,8 +440,15 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     model, meta = load_model(args.model)
-    data_dir = args.data_dir or meta.get("config", {}).get("data_dir") or None
-    dataset = load_dataset(data_dir)
+    trained_on = meta.get("config", {}).get("data_dir")
+    if not isinstance(trained_on, str):  # metadata is data: its types are not promised
+        trained_on = None
+    dataset = load_dataset(args.data_dir or trained_on or None)
+    if model.n_classes != len(dataset.class_names):
+        raise ModelFileError(
+            f"{args.model} has {model.n_classes} outputs but {dataset.name} has "
+            f"{len(dataset.class_names)} classes"
+        )
     result = evaluate(model, dataset.test_images, dataset.test_labels)
     cm = confusion_matrix(result.labels, result.predictions, model.n_classes)
     scores = per_class(cm)
@@ -509,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep(args, args.subparser)
         return _predict(args)
-    except (DataError, ModelFileError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+    except (DataError, ModelFileError, StoreError) as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)

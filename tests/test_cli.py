@@ -174,3 +174,81 @@ def test_missing_subcommand_and_missing_model():
     result = cli("predict", "nowhere.npz", "x.png")
     assert result.returncode == 2 and "nowhere.npz does not exist" in result.stderr
     assert_no_traceback(result)
+
+
+def test_a_run_that_diverges_after_good_epochs_keeps_its_best_weights(tmp_path):
+    """The learning rate ramps up to 20 over the run: fine for three epochs, then too high."""
+    out = tmp_path / "m.npz"
+    result = cli("train", "--no-store", "--out", str(out), "--json", "--train-size", "1000",
+                 "--val-size", "500", "--epochs", "10", "--schedule", "constant",
+                 "--warmup-epochs", "10", "--lr", "20", "--activation", "leaky_relu")  # fmt: skip
+    assert result.returncode == 1
+    assert_no_traceback(result)
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "diverged" and summary["model_path"] == str(out)
+    assert summary["best_epoch"] == 3 and summary["epochs"] == 4
+    assert "Training diverged at epoch 5" in result.stderr
+    assert (
+        f"kept the weights of epoch 3, its best before it diverged (validation accuracy "
+        f"{summary['val_accuracy']:.2%}); saved {out}" in result.stderr
+    )
+    from core.model import load_model
+
+    model, meta = load_model(out)
+    assert meta["status"] == "diverged" and meta["best_epoch"] == 3
+    assert model.n_classes == 10
+
+
+def _main(argv: list[str], monkeypatch) -> int:
+    """The CLI in this process, without its Ctrl-C handler (which would outlive the call)."""
+    import core.cli
+
+    monkeypatch.setattr(core.cli, "_interrupt_flag", lambda: lambda: False)
+    return core.cli.main(argv)
+
+
+def test_a_run_that_learned_nothing_exits_1_with_its_reason(tmp_path, monkeypatch, capsys):
+    import core.cli
+
+    real_fit = core.cli.fit
+
+    def fit_that_learns_nothing(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        result.status = "learned_nothing"
+        result.reason = "Learned nothing: accuracy stayed at chance; try a lower learning rate."
+        return result
+
+    monkeypatch.setattr(core.cli, "fit", fit_that_learns_nothing)
+    out = tmp_path / "m.npz"
+    code = _main(["train", "--no-store", "--out", str(out), "--train-size", "500", "--epochs",
+                  "1", "--quiet"], monkeypatch)  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Finished" not in captured.out
+    assert "python -m core train: Learned nothing: accuracy stayed at chance" in captured.err
+    assert "kept the weights of epoch 1, its best (validation accuracy" in captured.err
+    assert out.is_file()
+
+
+def test_a_broken_run_store_is_one_line_and_no_store_never_opens_it(tmp_path, monkeypatch, capsys):
+    import core.cli
+    from core.runs import StoreError
+
+    def broken_store(*args, **kwargs):
+        raise StoreError(
+            "runs/runs.sqlite is not a database.\nMove it away and a new store is made."
+        )
+
+    monkeypatch.setattr(core.cli, "RunStore", broken_store)
+    args = ["--train-size", "500", "--epochs", "1", "--quiet"]
+    assert _main(["train", *args], monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "python -m core train: error: runs/runs.sqlite is not a database. Move it away and a "
+        "new store is made.\n"
+    )
+    assert _main(["sweep", "--grid", "lr=0.1,0.5", "--set", "epochs=1"], monkeypatch) == 2
+    assert capsys.readouterr().err.startswith("python -m core sweep: error: runs/runs.sqlite")
+    out = tmp_path / "m.npz"
+    assert _main(["train", "--no-store", "--out", str(out), *args], monkeypatch) == 0
+    assert out.is_file()
