@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -142,3 +143,26 @@ def test_home_and_draw_work_in_a_browser_with_a_garbage_store(tmp_path, browser)
         context.close()
     finally:
         stop_app(server)
+
+
+def test_a_read_only_store_is_shown_and_starting_a_run_says_why_not(
+    monkeypatch, tmp_path, finished_run
+):
+    from tests.test_store_faults import read_only
+
+    source, run_id = finished_run
+    root = tmp_path / "runs"
+    shutil.copytree(source, root)
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
+    with read_only(root / DB_NAME, root):
+        at = open_page(root, "train")
+        assert not at.exception and not store_messages(at), [e.value for e in at.error]
+        assert at.selectbox(key="train_watch").value == run_id  # its runs are still shown
+        next(b for b in at.button if b.label == "Start").click().run()
+        assert not at.exception
+        (message,) = [e.value for e in at.error if "could not be started" in e.value]
+        assert "read-only" in message
+        at.switch_page("views/compare.py").run()
+        assert not at.exception and not store_messages(at)
+        options = at.selectbox(key="model").options
+        assert any(o.startswith(f"#{run_id} tiny") for o in options), options
