@@ -49,13 +49,16 @@ class AppServer:
         return self.log.read_text(errors="replace")
 
 
-def start_app(runs_dir: Path, log: Path, timeout: float = 60.0) -> AppServer:
-    """Start `streamlit run app.py` on a free port with its own run store; wait until healthy."""
+def start_app(
+    runs_dir: Path, log: Path, timeout: float = 60.0, script: Path | str = "app.py"
+) -> AppServer:
+    """Start `streamlit run app.py` (or `script`) on a free port with its own run store; wait
+    until healthy."""
     port = free_port()
     env = {**os.environ, "MNIST_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
              "--server.headless", "true", "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
