@@ -23,7 +23,8 @@ from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError, check_output_path, load_model
 from .preprocess import ImageError, load_image, prepare
-from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError, train_run
+from .recorder import train_run
+from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError
 from .sweep import (
     SweepError,
     SweepSpec,

@@ -42,7 +42,8 @@ import yaml
 
 from .config import ConfigError, TrainConfig, problems
 from .presets import PRESETS, preset
-from .runs import Run, RunStore, slug, train_run
+from .recorder import train_run
+from .runs import Run, RunStore, slug
 from .train import fit
 
 METRICS = {"val_accuracy": True, "test_accuracy": True, "val_loss": False}  # higher is better?

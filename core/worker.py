@@ -16,7 +16,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from .runs import RunStore, train_run
+from .recorder import train_run
+from .runs import RunStore
 
 LOCK_NAME = "worker.lock"
 LOG_NAME = "worker.log"

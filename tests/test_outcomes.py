@@ -12,7 +12,8 @@ import pytest
 from core.config import TrainConfig
 from core.metrics import evaluate
 from core.model import load_model
-from core.runs import RunStore, train_run
+from core.recorder import train_run
+from core.runs import RunStore
 from core.sweep import record_remote, train_remote
 from core.train import Callback, fit, split_for
 

@@ -14,7 +14,8 @@ import pytest
 
 from core.config import TrainConfig
 from core.model import load_model
-from core.runs import RUNS_DIR_ENV, RunStore, slug, train_run
+from core.recorder import train_run
+from core.runs import RUNS_DIR_ENV, RunStore, progress_fraction, slug
 from core.worker import run_queue, worker_running
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,6 +148,13 @@ def test_a_recorded_training_run(store, mnist):
     assert meta["run_id"] == run.id and meta["test_accuracy"] == result.test_accuracy
     assert meta["class_names"][0] == "0"
     assert got.progress["epoch"] == 2
+    assert progress_fraction(got.progress) == 1.0 and got.progress["eta"] == 0.0
+
+
+def test_progress_fraction_counts_whole_epochs_and_the_batches_of_the_current_one():
+    progress = {"epoch": 2, "epochs": 4, "batch": 5, "batches": 10}
+    assert progress_fraction(progress) == 0.375  # one epoch and a half, of four
+    assert progress_fraction({**progress, "epoch": 1, "batch": 0}) == 0.0
 
 
 def test_a_failing_run_is_recorded_as_failed(store, mnist, monkeypatch):
@@ -155,7 +163,7 @@ def test_a_failing_run_is_recorded_as_failed(store, mnist, monkeypatch):
     def explode(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr("core.runs.fit", explode)
+    monkeypatch.setattr("core.recorder.fit", explode)
     with pytest.raises(MemoryError):
         train_run(store, run, mnist)
     assert store.get(run.id).status == "failed"

@@ -1,0 +1,151 @@
+"""Training a stored run: `train_run` runs `fit` with a `Recorder`, which writes the run's
+progress, epochs, weight snapshots and best checkpoint into the run store as it goes."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .model import Model
+from .runs import Run, RunStore, StoreError, progress_fraction
+from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
+
+BATCH_LOSS_POINTS = 400  # per-batch losses kept per run: plenty for a curve
+
+
+class Recorder(Callback):
+    """Writes a training run into the store as it goes: progress, epochs, snapshots, checkpoint.
+
+    Progress and stop requests touch the database at most every `interval` seconds, so the
+    store costs the training loop nothing measurable.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        run: Run,
+        dataset: Dataset,
+        interval: float = 0.5,
+    ) -> None:
+        self.store, self.run, self.dataset, self.interval = store, run, dataset, interval
+        self.meta = {
+            "run_id": run.id,
+            "run_name": run.name,
+            "dataset": dataset.name,
+            "class_names": list(dataset.class_names),
+        }
+        self.pending: list[tuple[int, float, float]] = []
+        self.step = 0
+        self.last_poll = 0.0
+        self.stop = False
+        self.best_val = -1.0
+
+    def on_train_begin(self, model: Model, config: TrainConfig, n_train: int) -> None:
+        self.config, self.n_train = config, n_train
+        self.store.start(self.run.id, os.getpid(), model.n_params)
+        self.every = max(
+            1, math.ceil(config.epochs * math.ceil(n_train / config.batch_size) / BATCH_LOSS_POINTS)
+        )
+        self.run.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        model.save(self.run.snapshot(0), self._meta(epoch=0))  # the untrained weights
+
+    def on_batch_end(self, stats: BatchStats) -> None:
+        self.step += 1
+        if self.step % self.every == 0:
+            epoch = stats.epoch - 1 + stats.batch / stats.batches
+            self.pending.append((self.step, epoch, stats.loss))
+        now = time.monotonic()
+        if now - self.last_poll >= self.interval:
+            self.last_poll = now
+            self._progress(stats.epoch, stats.batch, stats.batches, stats.loss, stats.elapsed)
+            self.stop = self.store.stop_requested(self.run.id)
+
+    def _progress(self, epoch: int, batch: int, batches: int, loss: float, elapsed: float) -> None:
+        progress: dict[str, Any] = {
+            "epoch": epoch,
+            "epochs": self.config.epochs,
+            "batch": batch,
+            "batches": batches,
+            "loss": loss,
+            "elapsed": elapsed,
+        }
+        done = progress_fraction(progress)
+        progress["eta"] = elapsed * (1 - done) / done if done > 0 else None
+        self.store.set_progress(self.run.id, progress)
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+    def on_epoch_end(self, stats: EpochStats, model: Model) -> None:
+        self.store.add_epoch(self.run.id, stats.to_dict(), self.pending)
+        self.pending = []
+        batches = math.ceil(self.n_train / self.config.batch_size)
+        self._progress(stats.epoch, batches, batches, stats.train_loss, stats.elapsed)
+        meta = self._meta(epoch=stats.epoch, val_accuracy=stats.val_accuracy)
+        model.save(self.run.snapshot(stats.epoch), meta)
+        if stats.val_accuracy > self.best_val:  # the checkpoint is the best epoch so far
+            self.best_val = stats.val_accuracy
+            model.save(self.run.checkpoint, meta)
+
+    def on_train_end(self, result: TrainResult) -> None:
+        # Whatever the ending (a diverged run too), the model holds the best epoch's weights:
+        # its checkpoint says how the run ended.
+        if result.history:
+            meta = {**self.meta, **result_meta(result, self.dataset)}
+            result.model.save(self.run.checkpoint, meta)
+        self.store.finish(
+            self.run.id,
+            result.status,
+            result.reason,
+            best_epoch=result.best_epoch or None,
+            best_val_accuracy=result.best_val_accuracy if result.history else None,
+            test_accuracy=result.test_accuracy,
+            test_loss=result.test_loss,
+            train_seconds=result.seconds,
+        )
+
+    def _meta(self, **extra: Any) -> dict[str, Any]:
+        return {**self.meta, "config": self.config.to_dict(), **extra}
+
+
+def train_run(
+    store: RunStore,
+    run: Run,
+    dataset: Dataset | None = None,
+    callbacks: Sequence[Callback] = (),
+    should_stop: Callable[[], bool] | None = None,
+    threads: int = 1,
+) -> TrainResult:
+    """Train a stored run, recording it as it goes; a crash or Ctrl-C is recorded too.
+
+    It stops early when the store asks (the dashboard's Stop) or when `should_stop` does.
+    """
+    try:
+        dataset = dataset if dataset is not None else load_dataset(run.config.data_dir or None)
+        recorder = Recorder(store, run, dataset)
+        return fit(
+            run.config,
+            dataset,
+            [recorder, *callbacks],
+            should_stop=lambda: recorder.should_stop() or bool(should_stop and should_stop()),
+            threads=threads,
+        )
+    except KeyboardInterrupt:
+        _record_end(store, run, "stopped", "Interrupted.")
+        raise
+    except BaseException as exc:
+        _record_end(store, run, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _record_end(store: RunStore, run: Run, status: str, message: str) -> None:
+    # The exception being handled is what the caller needs to see, even when the store is
+    # what failed and cannot take the record either.
+    with suppress(StoreError):
+        store.finish(run.id, status, message)
