@@ -1,17 +1,21 @@
-"""Every layer's backward pass against finite differences, and a few exact forward values."""
+"""Every layer's backward pass against finite differences, a few exact forward values, and
+the in-place gradient contract: every layer writes into the model's flat gradient buffers."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from core import layers as L
+from core import layers
+from core.layers import conv
 from core.losses import softmax, softmax_cross_entropy
 from core.model import Model
 from tests.gradcheck import TOLERANCE, check_layer, numeric_grad, relative_error, sample_indices
 
 
-def built(layer: L.Layer, input_shape: tuple[int, ...], seed: int = 0) -> L.Layer:
+def built(layer: layers.Layer, input_shape: tuple[int, ...], seed: int = 0) -> layers.Layer:
     """Build `layer` and move its arrays to float64 for a tight gradient check."""
     layer.build(input_shape, np.random.default_rng(seed))
     for arrays in (layer.params, layer.grads, layer.state):
@@ -34,18 +38,18 @@ def smooth_input(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray
 
 DENSE_INPUT = (6, 7)
 CASES = [
-    ("dense he", lambda: L.Dense(5), DENSE_INPUT),
-    ("dense lecun", lambda: L.Dense(3, init="lecun"), DENSE_INPUT),
-    ("relu", L.ReLU, DENSE_INPUT),
-    ("leaky_relu", lambda: L.LeakyReLU(0.1), DENSE_INPUT),
-    ("tanh", L.Tanh, DENSE_INPUT),
-    ("sigmoid", L.Sigmoid, DENSE_INPUT),
-    ("flatten", L.Flatten, (3, 4, 5, 2)),
-    ("dropout", lambda: L.Dropout(0.4), DENSE_INPUT),
-    ("batchnorm dense", L.BatchNorm, DENSE_INPUT),
-    ("batchnorm conv", L.BatchNorm, (3, 4, 5, 2)),
-    ("maxpool 2", lambda: L.MaxPool2D(2), (2, 6, 6, 3)),
-    ("maxpool 3 odd size", lambda: L.MaxPool2D(3), (2, 7, 8, 2)),
+    ("dense he", lambda: layers.Dense(5), DENSE_INPUT),
+    ("dense lecun", lambda: layers.Dense(3, init="lecun"), DENSE_INPUT),
+    ("relu", layers.ReLU, DENSE_INPUT),
+    ("leaky_relu", lambda: layers.LeakyReLU(0.1), DENSE_INPUT),
+    ("tanh", layers.Tanh, DENSE_INPUT),
+    ("sigmoid", layers.Sigmoid, DENSE_INPUT),
+    ("flatten", layers.Flatten, (3, 4, 5, 2)),
+    ("dropout", lambda: layers.Dropout(0.4), DENSE_INPUT),
+    ("batchnorm dense", layers.BatchNorm, DENSE_INPUT),
+    ("batchnorm conv", layers.BatchNorm, (3, 4, 5, 2)),
+    ("maxpool 2", lambda: layers.MaxPool2D(2), (2, 6, 6, 3)),
+    ("maxpool 3 odd size", lambda: layers.MaxPool2D(3), (2, 7, 8, 2)),
 ]
 CONV_CASES = [
     (1, "same", 1, 2),
@@ -62,7 +66,7 @@ CONV_CASES = [
 def test_layer_gradients(name, make, shape, training, rng):
     layer = built(make(), shape[1:])
     x = smooth_input(shape, rng)
-    if isinstance(layer, L.BatchNorm) and not training:
+    if isinstance(layer, layers.BatchNorm) and not training:
         # Give evaluation mode non-trivial running statistics first.
         for _ in range(3):
             layer.forward(smooth_input(shape, rng) * 2 + 1, training=True)
@@ -72,7 +76,7 @@ def test_layer_gradients(name, make, shape, training, rng):
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize(("kernel", "padding", "channels", "filters"), CONV_CASES)
 def test_conv2d_gradients(kernel, padding, channels, filters, training, rng):
-    layer = built(L.Conv2D(filters, kernel, padding), (7, 6, channels))
+    layer = built(layers.Conv2D(filters, kernel, padding), (7, 6, channels))
     layer.params["b"][:] = rng.standard_normal(filters)
     x = rng.standard_normal((2, 7, 6, channels))
     assert_gradients_match(check_layer(layer, x, training))
@@ -81,14 +85,14 @@ def test_conv2d_gradients(kernel, padding, channels, filters, training, rng):
 @pytest.fixture
 def split_small_batches(monkeypatch):
     """Make Conv2D and MaxPool2D split even a batch of 2 across the two cores."""
-    monkeypatch.setattr(L, "SPLIT_MIN", 2)
+    monkeypatch.setattr(conv, "SPLIT_MIN", 2)
 
 
 SPLIT_CASES = [
-    ("conv 3 valid, 1 channel", lambda: L.Conv2D(4, 3, "valid"), (3, 7, 6, 1)),
-    ("conv 3 same, 3 channels", lambda: L.Conv2D(2, 3, "same"), (3, 7, 6, 3)),
-    ("maxpool 2", lambda: L.MaxPool2D(2), (3, 6, 6, 3)),
-    ("maxpool 3 odd size", lambda: L.MaxPool2D(3), (3, 7, 8, 2)),
+    ("conv 3 valid, 1 channel", lambda: layers.Conv2D(4, 3, "valid"), (3, 7, 6, 1)),
+    ("conv 3 same, 3 channels", lambda: layers.Conv2D(2, 3, "same"), (3, 7, 6, 3)),
+    ("maxpool 2", lambda: layers.MaxPool2D(2), (3, 6, 6, 3)),
+    ("maxpool 3 odd size", lambda: layers.MaxPool2D(3), (3, 7, 8, 2)),
 ]
 
 
@@ -102,13 +106,15 @@ def test_gradients_of_a_batch_split_across_two_cores(name, make, shape, split_sm
     assert len(layer.parts) == 2  # the halves of 1 and 2 images were really computed apart
 
 
-@pytest.mark.parametrize("make", [lambda: L.Conv2D(8, 3, "valid"), lambda: L.MaxPool2D(2)])
+@pytest.mark.parametrize(
+    "make", [lambda: layers.Conv2D(8, 3, "valid"), lambda: layers.MaxPool2D(2)]
+)
 def test_a_split_batch_matches_the_same_batch_in_one_piece(make, monkeypatch, rng):
     x = rng.standard_normal((64, 12, 12, 3), dtype=np.float32)
     dy = None
     results = []
     for split_min in (10**9, 32):  # one piece, then two halves of 32
-        monkeypatch.setattr(L, "SPLIT_MIN", split_min)
+        monkeypatch.setattr(conv, "SPLIT_MIN", split_min)
         layer = make()
         layer.build(x.shape[1:], np.random.default_rng(0))
         y = layer.forward(x, training=True)
@@ -125,7 +131,7 @@ def test_a_split_batch_matches_the_same_batch_in_one_piece(make, monkeypatch, rn
 
 @pytest.mark.parametrize(("kernel", "padding"), [(3, "same"), (2, "same"), (3, "valid")])
 def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
-    layer = built(L.Conv2D(2, kernel, padding), (5, 6, 3))
+    layer = built(layers.Conv2D(2, kernel, padding), (5, 6, 3))
     x = rng.standard_normal((2, 5, 6, 3))
     y = layer.forward(x)
     before = (kernel - 1) // 2 if padding == "same" else 0
@@ -144,7 +150,7 @@ def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
 
 
 def test_maxpool_ties_route_gradient_to_first_maximum():
-    layer = built(L.MaxPool2D(2), (4, 4, 1))
+    layer = built(layers.MaxPool2D(2), (4, 4, 1))
     x = np.zeros((1, 4, 4, 1))
     x[0, 2:, 2:, 0] = 7.0  # the whole bottom-right window ties at 7
     x[0, 0, 1, 0] = 3.0  # a single maximum in the top-left window
@@ -161,7 +167,7 @@ def test_maxpool_ties_route_gradient_to_first_maximum():
 
 def test_maxpool_ties_match_one_sided_differences():
     """With ties the subgradient we pick is the right-hand derivative of the first maximum."""
-    layer = built(L.MaxPool2D(2), (2, 2, 1))
+    layer = built(layers.MaxPool2D(2), (2, 2, 1))
     x = np.array([[[[1.0], [1.0]], [[0.5], [1.0]]]])
     layer.forward(x, training=True)
     dx = layer.backward(np.ones((1, 1, 1, 1)))
@@ -172,7 +178,7 @@ def test_maxpool_ties_match_one_sided_differences():
 
 
 def test_dropout_is_identity_at_evaluation_and_scales_in_training(rng):
-    layer = built(L.Dropout(0.25), (1000,))
+    layer = built(layers.Dropout(0.25), (1000,))
     x = np.ones((4, 1000))
     assert layer.forward(x, training=False) is x
     y = layer.forward(x, training=True)
@@ -182,7 +188,7 @@ def test_dropout_is_identity_at_evaluation_and_scales_in_training(rng):
 
 
 def test_batchnorm_running_statistics_converge_to_data_statistics(rng):
-    layer = built(L.BatchNorm(momentum=0.5), (3,))
+    layer = built(layers.BatchNorm(momentum=0.5), (3,))
     for _ in range(40):
         layer.forward(rng.normal([1.0, -2.0, 0.0], [1.0, 3.0, 0.5], size=(500, 3)), True)
     np.testing.assert_allclose(layer.state["mean"], [1.0, -2.0, 0.0], atol=0.3)
@@ -229,18 +235,33 @@ def test_softmax_cross_entropy_is_stable_and_matches_definition(rng):
     np.testing.assert_allclose(grad, (p - onehot) / 2)
 
 
-def _model_check(spec: dict, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    model = Model(spec, seed=3).astype(np.float64)
-    dropouts = [layer for layer in model.layers if isinstance(layer, L.Dropout)]
+def same_dropout_masks(model: Model) -> Callable[[], None]:
+    """A function that resets every dropout layer's generator, so each pass draws the same masks."""
+    dropouts = [layer for layer in model.layers if isinstance(layer, layers.Dropout)]
 
-    def loss() -> float:
+    def reset() -> None:
         for layer in dropouts:
             layer.rng = np.random.default_rng(7)
+
+    return reset
+
+
+def training_loss(model: Model, x: np.ndarray, labels: np.ndarray) -> Callable[[], float]:
+    """The model's training loss on (x, labels) as a function of its current weights."""
+    reset = same_dropout_masks(model)
+
+    def loss() -> float:
+        reset()
         return softmax_cross_entropy(model.forward(x, training=True), labels)[0]
 
+    return loss
+
+
+def _model_check(spec: dict, x: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    model = Model(spec, seed=3).astype(np.float64)
+    loss = training_loss(model, x, labels)
     loss()
-    for layer in dropouts:
-        layer.rng = np.random.default_rng(7)
+    same_dropout_masks(model)()
     model.loss_and_grads(x, labels)
     analytic = [p.grad.copy() for p in model.params]
     rng = np.random.default_rng(0)
@@ -285,3 +306,104 @@ def test_whole_cnn_gradient(rng):
     }
     x = rng.standard_normal((3, 8, 8, 1))
     assert_gradients_match(_model_check(spec, x, np.array([0, 1, 2])))
+
+
+# The in-place contract: every layer's gradients are views of the model's flat buffers.
+
+EVERY_LAYER = {
+    "input_shape": [8, 8, 2],
+    "layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3},
+        {"type": "batchnorm"},
+        {"type": "relu"},
+        {"type": "maxpool2d"},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3, "padding": "valid"},
+        {"type": "leaky_relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 6},
+        {"type": "batchnorm"},
+        {"type": "tanh"},
+        {"type": "dropout", "rate": 0.3},
+        {"type": "dense", "units": 5},
+        {"type": "sigmoid"},
+        {"type": "dense", "units": 4, "init": "lecun"},
+    ],
+}
+
+
+def buffer_slice(model: Model, value: np.ndarray) -> np.ndarray:
+    """The part of the model's flat gradient buffers that belongs to parameter `value`.
+
+    Found from where `value` sits in the flat parameter buffer, not from `layer.grads`, so it
+    is what the optimizer reads whatever a layer did to its `grads`.
+    """
+    for p in model.params:
+        if np.shares_memory(value, p.value):
+            start = (value.ctypes.data - p.value.ctypes.data) // value.itemsize
+            return p.grad[start : start + value.size].reshape(value.shape)
+    raise AssertionError("a parameter is not in the model's flat buffers")
+
+
+def assert_gradients_in_place(model: Model, x: np.ndarray, labels: np.ndarray) -> None:
+    """One loss_and_grads writes every gradient into the flat buffers, whole and right."""
+    for p in model.params:
+        p.grad[...] = np.nan  # so an entry nobody wrote shows
+    loss = training_loss(model, x, labels)
+    same_dropout_masks(model)()
+    model.loss_and_grads(x, labels)
+    rng = np.random.default_rng(0)
+    for i, layer in enumerate(model.layers):
+        for name, value in layer.params.items():
+            where = f"layer {i} ({layer.kind}) grads[{name!r}]"
+            seen = buffer_slice(model, value)
+            assert np.shares_memory(layer.grads[name], seen), f"{where} was rebound"
+            assert np.isfinite(seen).all(), f"{where} was not written in full"
+            np.testing.assert_array_equal(layer.grads[name], seen)
+            idx = sample_indices(value.shape, rng, n=4)
+            numeric = numeric_grad(loss, value, idx)
+            error = relative_error(np.array([seen[k] for k in idx]), numeric)
+            assert error < TOLERANCE, f"{where} is off: relative error {error:.2e}"
+
+
+def contract_model() -> tuple[Model, np.ndarray, np.ndarray]:
+    model = Model(EVERY_LAYER, seed=1).astype(np.float64)
+    assert {layer.kind for layer in model.layers} == set(layers.Layer.registry)  # every type
+    x = np.random.default_rng(2).standard_normal((3, 8, 8, 2))
+    return model, x, np.array([0, 3, 1])
+
+
+def test_every_layer_writes_its_gradients_into_the_models_buffers():
+    model, x, labels = contract_model()
+    assert_gradients_in_place(model, x, labels)
+    assert_gradients_in_place(model, x * 0.5, labels)  # a second step overwrites the first
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(layers.Dense, "W"), (layers.Conv2D, "b"), (layers.BatchNorm, "gamma")],
+    ids=["dense W", "conv b", "batchnorm gamma"],
+)
+def test_the_in_place_check_catches_a_rebound_gradient(cls, name, monkeypatch):
+    original = cls.backward
+
+    def rebinding_backward(self, dy, need_dx=True):
+        self.grads[name] = np.zeros_like(self.grads[name])  # the bug: a fresh array
+        return original(self, dy, need_dx)
+
+    model, x, labels = contract_model()
+    assert_gradients_in_place(model, x, labels)
+    monkeypatch.setattr(cls, "backward", rebinding_backward)
+    with pytest.raises(AssertionError, match=f"grads\\['{name}'\\] was rebound"):
+        assert_gradients_in_place(model, x, labels)
+
+
+def test_a_dense_layer_that_assigns_its_weight_gradient_is_caught(monkeypatch):
+    def assigning_backward(self, dy, need_dx=True):
+        self.grads["W"] = self.x.T @ dy  # right values, in an array the optimizer never sees
+        self.grads["b"][...] = dy.sum(axis=0)
+        return dy @ self.params["W"].T if need_dx else None
+
+    model, x, labels = contract_model()
+    monkeypatch.setattr(layers.Dense, "backward", assigning_backward)
+    with pytest.raises(AssertionError, match="dense\\) grads\\['W'\\] was rebound"):
+        assert_gradients_in_place(model, x, labels)
