@@ -123,26 +123,6 @@ def hidden_layers(model: Model, acts: Sequence[np.ndarray]) -> list[Hidden]:
     return out
 
 
-def _local_backward(layer: Any, x: np.ndarray, y: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """dOut/dIn of one layer at evaluation time, applied to `g`, without touching the layer."""
-    kind = layer.kind
-    if kind == "dense":
-        return g @ layer.params["W"].T
-    if kind == "relu":
-        return g * (x > 0)
-    if kind == "leaky_relu":
-        return np.where(x > 0, g, g * layer.alpha)
-    if kind == "tanh":
-        return g * (1 - y * y)
-    if kind == "sigmoid":
-        return g * y * (1 - y)
-    if kind == "batchnorm":
-        return g * layer.params["gamma"] / np.sqrt(layer.state["var"] + layer.eps)
-    if kind == "dropout":
-        return g
-    raise ValueError(f"no derivative for a {kind} layer")
-
-
 def first_layer_contributions(
     model: Model, acts: Sequence[np.ndarray], cls: int
 ) -> tuple[int, np.ndarray] | None:
@@ -158,14 +138,11 @@ def first_layer_contributions(
     first = kinds.index("dense")
     second = kinds.index("dense", first + 1)
     end = second - 1  # the first hidden layer's output, after its activation
-    g = np.zeros(model.n_classes, np.float32)
-    g[cls] = 1
-    try:
-        for i in range(len(model.layers) - 1, end, -1):
-            g = _local_backward(model.layers[i], acts[i - 1][0], acts[i][0], g)
-    except ValueError:
-        return None
-    return first, acts[end][0] * g
+    slope = np.zeros((1, model.n_classes), np.float32)
+    slope[0, cls] = 1
+    for i in range(len(model.layers) - 1, end, -1):
+        slope = model.layers[i].vjp(acts[i - 1][:1], slope)
+    return first, acts[end][0] * slope[0]
 
 
 def layer_figure(hidden: Hidden, highlight: Sequence[int] = (), height: int = 220) -> go.Figure:
@@ -244,11 +221,17 @@ def neurons_figure(
     )
     fig.update_layout(
         annotations=[
-            dict(x=i * 30 + 13.5, y=-1, yanchor="bottom", text=f"#{n}: +{contributions[n]:.1f}",
-                 showarrow=False, font=dict(size=12))
+            dict(
+                x=i * 30 + 13.5,
+                y=-1,
+                yanchor="bottom",
+                text=f"#{n}: +{contributions[n]:.1f}",
+                showarrow=False,
+                font=dict(size=12),
+            )
             for i, n in enumerate(neurons)
         ]
-    )  # fmt: skip
+    )
     fig = image_layout(fig, height=height, title=None)
     fig.update_layout(margin=dict(l=0, r=0, t=24, b=0))
     return fig

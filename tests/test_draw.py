@@ -48,8 +48,15 @@ DIGITS = {
 }  # fmt: skip
 
 
-def canvas(strokes, pen=draw.PEN, scale=1.0, shift=(0, 0), ink=(255, 255, 255, 255),
-           sheet=(0, 0, 0, 255), size=SIDE) -> np.ndarray:  # fmt: skip
+def canvas(
+    strokes,
+    pen=draw.PEN,
+    scale=1.0,
+    shift=(0, 0),
+    ink=(255, 255, 255, 255),
+    sheet=(0, 0, 0, 255),
+    size=SIDE,
+) -> np.ndarray:
     """The canvas's RGBA uint8 image of `strokes`, scaled about the centre and shifted."""
     aa = 4  # drawn 4x larger and shrunk, for the canvas's anti-aliased edges
     img = Image.new("RGBA", (size * aa, size * aa), sheet)
@@ -57,10 +64,12 @@ def canvas(strokes, pen=draw.PEN, scale=1.0, shift=(0, 0), ink=(255, 255, 255, 2
     centre = size / 2
     for stroke in strokes:
         points = [
-            ((centre + (x - centre) * scale + shift[0]) * aa,
-             (centre + (y - centre) * scale + shift[1]) * aa)
+            (
+                (centre + (x - centre) * scale + shift[0]) * aa,
+                (centre + (y - centre) * scale + shift[1]) * aa,
+            )
             for x, y in stroke
-        ]  # fmt: skip
+        ]
         pen_draw.line(points, fill=ink, width=round(pen * aa), joint="curve")
         r = pen * aa / 2
         for x, y in (points[0], points[-1]):  # round ends, like the canvas's brush
@@ -87,11 +96,16 @@ def mlp():
     return load_model(REPO / "data" / "models" / "mlp.npz")
 
 
-def read(model: Model, rgba: np.ndarray) -> tuple[int, float]:
+def probabilities(model: Model, rgba: np.ndarray) -> np.ndarray:
+    """The model's class probabilities for a canvas image, as the Draw page computes them."""
     prepared = prepare(rgba, min_extent=draw.CANVAS_MIN_EXTENT)
     assert prepared.ok, prepared.reason
     assert_mnist_like(prepared.image)
-    probs = model.predict_proba(prepared.image[None, :, :, None])[0]
+    return model.predict_proba(prepared.image[None, :, :, None])[0]
+
+
+def read(model: Model, rgba: np.ndarray) -> tuple[int, float]:
+    probs = probabilities(model, rgba)
     return int(probs.argmax()), float(probs.max())
 
 
@@ -146,9 +160,12 @@ def test_every_digit_drawn_with_the_page_pen_is_named_with_confidence(default, d
             [(x + rng.normal(0, 4), y + rng.normal(0, 4)) for x, y in s] for s in DIGITS[digit]
         ]
         shift = tuple(rng.integers(-30, 31, 2) * (1.05 - scale))
-        got, p = read(model, canvas(wobbly, scale=scale, shift=shift))
-        answer = draw.verdict(np.eye(10)[got] * p, draw.class_names(meta, 10))
-        assert (got, answer.sure) == (digit, True), f"scale {scale}: read {got} at {p:.0%}"
+        probs = probabilities(model, canvas(wobbly, scale=scale, shift=shift))
+        answer = draw.verdict(probs, draw.class_names(meta, 10))
+        said = f"scale {scale}: said {answer.label} at {answer.confidence:.0%}"
+        assert (answer.index, answer.label, answer.sure) == (digit, str(digit), True), said
+        assert answer.confidence == pytest.approx(probs.max(), rel=1e-6), said
+        assert answer.detail == f"{probs.max():.0%} sure"
 
 
 @pytest.mark.parametrize(
@@ -239,11 +256,17 @@ def test_hidden_layers_of_an_mlp_and_a_cnn(mlp):
     assert [h.values.shape for h in hidden] == [(128,), (64,)]
     assert hidden[0].title == "Hidden layer 1: 128 neurons (dense → relu)"
     assert all(h.values.min() >= 0 for h in hidden)  # after the ReLU
-    cnn = random_model([
-        {"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "maxpool2d"},
-        {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 8},
-        {"type": "relu"}, {"type": "dense", "units": 10},
-    ])  # fmt: skip
+    cnn = random_model(
+        [
+            {"type": "conv2d", "filters": 4, "kernel_size": 3},
+            {"type": "maxpool2d"},
+            {"type": "relu"},
+            {"type": "flatten"},
+            {"type": "dense", "units": 8},
+            {"type": "relu"},
+            {"type": "dense", "units": 10},
+        ]
+    )
     hidden = draw.hidden_layers(cnn, cnn.activations(x))
     assert [h.values.shape for h in hidden] == [(14, 14, 4), (8,)]
     assert hidden[0].title == "Hidden layer 1: 4 feature maps of 14×14 (conv2d → maxpool2d → relu)"
@@ -259,12 +282,20 @@ def test_hidden_layers_of_an_mlp_and_a_cnn(mlp):
 
 def test_contributions_are_activation_times_the_score_slope():
     # Every kind of layer the slope passes through, in float64 for a finite-difference check.
-    model = random_model([
-        {"type": "flatten"}, {"type": "dense", "units": 12}, {"type": "batchnorm"},
-        {"type": "tanh"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 9},
-        {"type": "leaky_relu"}, {"type": "dense", "units": 7}, {"type": "sigmoid"},
-        {"type": "dense", "units": 10},
-    ]).astype(np.float64)  # fmt: skip
+    model = random_model(
+        [
+            {"type": "flatten"},
+            {"type": "dense", "units": 12},
+            {"type": "batchnorm"},
+            {"type": "tanh"},
+            {"type": "dropout", "rate": 0.3},
+            {"type": "dense", "units": 9},
+            {"type": "leaky_relu"},
+            {"type": "dense", "units": 7},
+            {"type": "sigmoid"},
+            {"type": "dense", "units": 10},
+        ]
+    ).astype(np.float64)
     rng = np.random.default_rng(0)
     model.layers[2].state["var"][:] = rng.uniform(0.5, 2, 12)
     x = rng.random((1, 28, 28, 1))
@@ -399,9 +430,14 @@ def test_the_same_upload_is_compared_across_models(runs):
     run = store.create(TrainConfig(), "untrained", status="running", pid=1)
     store.finish(run.id, "finished", test_accuracy=0.1)
     untrained = random_model(
-        [{"type": "flatten"}, {"type": "dense", "units": 16}, {"type": "relu"},
-         {"type": "dense", "units": 10}], seed=3,
-    )  # fmt: skip
+        [
+            {"type": "flatten"},
+            {"type": "dense", "units": 16},
+            {"type": "relu"},
+            {"type": "dense", "units": 10},
+        ],
+        seed=3,
+    )
     untrained.save(run.checkpoint, meta={"class_names": list("0123456789")})
     at = upload(open_draw_page(runs), "seven.jpg", scanned_seven(), "image/jpeg")
     picked = at.multiselect(key="draw_compare")

@@ -1,5 +1,5 @@
-"""Every layer's backward pass against finite differences, a few exact forward values, and
-the in-place gradient contract: every layer writes into the model's flat gradient buffers."""
+"""Every layer's backward pass against finite differences, a few exact forward values, the
+in-place gradient contract (every layer writes into the model's flat gradient buffers) and `vjp`."""
 
 from __future__ import annotations
 
@@ -407,3 +407,48 @@ def test_a_dense_layer_that_assigns_its_weight_gradient_is_caught(monkeypatch):
     monkeypatch.setattr(layers.Dense, "backward", assigning_backward)
     with pytest.raises(AssertionError, match="dense\\) grads\\['W'\\] was rebound"):
         assert_gradients_in_place(model, x, labels)
+
+
+# vjp: a layer's input gradient for given inputs, leaving the layer as it was.
+
+VJP_CASES = [
+    *CASES,
+    ("conv same", lambda: layers.Conv2D(3, 3, "same"), (2, 6, 5, 2)),
+    ("conv valid", lambda: layers.Conv2D(2, 3, "valid"), (1, 6, 5, 1)),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), VJP_CASES, ids=[c[0] for c in VJP_CASES])
+def test_vjp_is_the_evaluation_backward_and_leaves_the_layer_untouched(name, make, shape, rng):
+    layer = built(make(), shape[1:])
+    for value in layer.params.values():
+        value[...] = rng.standard_normal(value.shape)
+    for value in layer.state.values():
+        value[...] = rng.uniform(0.5, 2, value.shape)
+    x = smooth_input(shape, rng)
+    dy = rng.standard_normal(layer.forward(x).shape)
+    # What a training step left on the layer, which vjp must not disturb.
+    layer.forward(x * 2, training=True)
+    layer.backward(np.ones_like(dy))
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    grad_arrays = dict(layer.grads)
+    kept = dict(vars(layer))
+    state = {k: s.copy() for k, s in layer.state.items()}
+
+    dx = layer.vjp(x, dy)
+
+    assert vars(layer).keys() == kept.keys()
+    assert all(vars(layer)[k] is v for k, v in kept.items())
+    assert all(layer.grads[k] is grad_arrays[k] for k in grads)
+    for k, g in grads.items():
+        np.testing.assert_array_equal(layer.grads[k], g)
+    for k, s in state.items():
+        np.testing.assert_array_equal(layer.state[k], s)
+    # The same numbers as the evaluation-mode backward that test_layer_gradients checks.
+    twin = built(make(), shape[1:])
+    for arrays, source in ((twin.params, layer.params), (twin.state, layer.state)):
+        for k, value in source.items():
+            arrays[k][...] = value
+    twin.forward(x, training=False)
+    np.testing.assert_array_equal(dx, twin.backward(dy))
+    assert dx.shape == x.shape

@@ -20,6 +20,7 @@ buffers and may be replaced. tests/test_layers.py checks the contract for every 
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -80,6 +81,19 @@ class Layer:
         `dy` is dLoss/dOutput for the batch of the last `forward`.
         """
         raise NotImplementedError
+
+    def vjp(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """dLoss/dInput at inputs `x` in evaluation mode, given dLoss/dOutput `dy`.
+
+        It runs `forward` and `backward` on a scratch copy of the layer, so the parameters'
+        gradients and what the last forward pass kept are left as they were.
+        """
+        scratch = copy.copy(self)
+        scratch.grads = {name: np.empty_like(grad) for name, grad in self.grads.items()}
+        scratch.forward(x, training=False)
+        dx = scratch.backward(dy)
+        assert dx is not None  # backward returns dLoss/dInput whenever need_dx is true
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         """The settings that rebuild this layer through `from_config`."""
