@@ -41,9 +41,17 @@ CHECKSUM_FILE = "SHA256SUMS"
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 FASHION_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 _IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 _IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -349,19 +357,6 @@ def batch_jobs(
         return make
 
     return [job(k, order[start : start + batch_size]) for k, start in enumerate(starts)]
-
-
-def batches(
-    images: np.ndarray,
-    labels: np.ndarray,
-    indices: np.ndarray,
-    batch_size: int,
-    rng: np.random.Generator | None = None,
-    transform: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-) -> Iterator[Batch]:
-    """Yield (float32 images, labels) batches over `indices`, made one after another."""
-    for make in batch_jobs(images, labels, indices, batch_size, rng, transform):
-        yield make()
 
 
 def prefetch(jobs: Sequence[Callable[[], T]], workers: int = 2, depth: int = 4) -> Iterator[T]:

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from core.augment import augment_batch, elastic_field, gaussian_matrix, preview, warp
 from core.config import TrainConfig
-from core.data import batches
+from core.data import batch_jobs
 
 ZEROS, ONES = np.zeros(3, np.float32), np.ones(3, np.float32)
 
@@ -94,10 +94,14 @@ def test_augmented_batches_keep_their_labels(mnist):
     from core.augment import batch_transform
 
     indices = np.arange(300)
-    plain = list(batches(mnist.train_images, mnist.train_labels, indices, 100,
-                         np.random.default_rng(0)))  # fmt: skip
-    augmented = list(batches(mnist.train_images, mnist.train_labels, indices, 100,
-                             np.random.default_rng(0), batch_transform(cfg)))  # fmt: skip
+    images, labels = mnist.train_images, mnist.train_labels
+    plain = [make() for make in batch_jobs(images, labels, indices, 100, np.random.default_rng(0))]
+    augmented = [
+        make()
+        for make in batch_jobs(
+            images, labels, indices, 100, np.random.default_rng(0), batch_transform(cfg)
+        )
+    ]
     for (x0, y0), (x1, y1) in zip(plain, augmented, strict=True):
         np.testing.assert_array_equal(y0, y1)
         assert x1.shape == x0.shape and not np.array_equal(x0, x1)

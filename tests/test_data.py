@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import FILES, MNIST_DIR, DataError, batches, load_dataset, stratified_split, subset
+from core.data import (
+    FILES,
+    MNIST_DIR,
+    DataError,
+    batch_jobs,
+    load_dataset,
+    stratified_split,
+    subset,
+)
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -147,9 +155,11 @@ def test_subset_is_stratified_and_inside_the_pool(mnist):
 def test_batches_convert_each_batch_and_cover_every_index_once(mnist):
     indices = np.arange(1000)
     seen = []
-    for x, y in batches(
+    jobs = batch_jobs(
         mnist.train_images, mnist.train_labels, indices, 128, np.random.default_rng(0)
-    ):
+    )
+    for make in jobs:
+        x, y = make()
         assert x.dtype == np.float32 and x.shape[1:] == (28, 28, 1)
         assert x.min() >= 0.0 and x.max() <= 1.0
         assert len(x) == len(y) <= 128
@@ -159,5 +169,5 @@ def test_batches_convert_each_batch_and_cover_every_index_once(mnist):
         np.bincount(np.concatenate(seen)).tolist()
         == np.bincount(mnist.train_labels[:1000]).tolist()
     )
-    x, _ = next(batches(mnist.train_images, mnist.train_labels, indices, 5))
+    x, _ = batch_jobs(mnist.train_images, mnist.train_labels, indices, 5)[0]()
     np.testing.assert_allclose(x[..., 0], mnist.train_images[:5] / 255, atol=1e-7)

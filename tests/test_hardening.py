@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 import core.data
 from core.config import ConfigError, TrainConfig, problems
-from core.data import MNIST_DIR, batches
+from core.data import MNIST_DIR, batch_jobs
 from core.model import Model, spec_from_config
 from core.optimizers import make_optimizer
 from core.preprocess import ImageError, load_image, prepare
@@ -70,8 +70,10 @@ def test_any_config_trains_one_batch_or_is_refused_with_a_message(values):
     # Valid: one real training step must run and give a finite loss or a clean divergence.
     model = Model(spec_from_config(cfg), seed=cfg.seed)
     optimizer = make_optimizer(cfg.optimizer, cfg.momentum, cfg.nesterov, cfg.weight_decay)
-    x, y = next(batches(_data().train_images, _data().train_labels, np.arange(cfg.batch_size),
-                        cfg.batch_size))  # fmt: skip
+    data = _data()
+    x, y = batch_jobs(
+        data.train_images, data.train_labels, np.arange(cfg.batch_size), cfg.batch_size
+    )[0]()
     loss, logits = model.loss_and_grads(x, y)
     optimizer.step(model.params, cfg.lr)
     assert logits.shape == (cfg.batch_size, 10) and np.isfinite(loss)
