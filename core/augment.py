@@ -68,6 +68,17 @@ def warp(
     Parameters are per image, shape (N,); `displacement` (2N, H, W) adds an elastic field
     (the y displacements of all images, then the x displacements). `order` 1 interpolates
     bilinearly; 0 takes the nearest pixel, a quarter of the work.
+
+    The plain formula, per image: output pixel p = (y, x), measured from the centre
+    c = ((H-1)/2, (W-1)/2), reads the image, extended by zeros, at
+
+        q = R(θ) p / s + c - shift + displacement(p),   R(θ) = [[cos θ, sin θ], [-sin θ, cos θ]]
+
+    in (row, column) coordinates, rows pointing down: bilinearly from the four pixels
+    around q (order 1), or the pixel at ⌊q + ½⌋ (order 0). tests/test_augment.py holds this
+    as a loop over pixels. The code does it for the whole batch at once: every q from one
+    matrix product, then gathers from a zero-padded copy, where clipping q onto the border
+    stands in for the zeros outside.
     """
     n, h, w = x.shape
     theta = np.deg2rad(angle)

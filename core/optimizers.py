@@ -60,6 +60,11 @@ class SGD(Optimizer):
     Nesterov looks ahead along the velocity: w -= lr (β v + (1-β) g). Both keep
     u = v / (1-β), so that u = β u + g and w -= lr (1-β) u: the same rule, one pass
     over the weights cheaper.
+
+    With a constant rate this is the textbook v = μ v - η g, w += v (μ = β, η = lr (1-β)).
+    Under a schedule the two differ: here each step's rate scales the whole step when it
+    is taken, as in PyTorch (whose SGD is this rule with lr (1-β)); the textbook form bakes
+    each gradient's rate into the velocity. tests/test_optimizers.py holds both as loops.
     """
 
     def __init__(self, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0):
@@ -87,8 +92,9 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with bias-corrected first and second moments."""
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0
+    ) -> None:
         super().__init__(weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
@@ -141,8 +147,9 @@ class AdaGrad(Optimizer):
         _scaled_step(w, g, s, lr, self.eps, tmp)
 
 
-def _scaled_step(w: np.ndarray, g: np.ndarray, square: np.ndarray, lr: float, eps: float,
-                 tmp: np.ndarray) -> None:  # fmt: skip
+def _scaled_step(
+    w: np.ndarray, g: np.ndarray, square: np.ndarray, lr: float, eps: float, tmp: np.ndarray
+) -> None:
     """w -= lr g / (sqrt(square) + eps), in place."""
     np.sqrt(square, out=tmp)
     tmp += eps

@@ -150,19 +150,23 @@ def test_conv2d_forward_matches_direct_sum(kernel, padding, rng):
 
 
 def test_maxpool_ties_route_gradient_to_first_maximum():
+    """The documented rule exactly: the leftmost column holding the maximum, its topmost row."""
     layer = built(layers.MaxPool2D(2), (4, 4, 1))
     x = np.zeros((1, 4, 4, 1))
-    x[0, 2:, 2:, 0] = 7.0  # the whole bottom-right window ties at 7
-    x[0, 0, 1, 0] = 3.0  # a single maximum in the top-left window
+    x[0, 0, 1, 0] = 3.0  # top-left window: a single maximum
+    x[0, 0, 3, 0] = x[0, 1, 2, 0] = 5.0  # top-right: first in column-major, not row-major
+    x[0, 2:, 2:, 0] = 7.0  # bottom-right: four tied maxima; bottom-left: four zeros
     y = layer.forward(x, training=True)
-    assert y[0, :, :, 0].tolist() == [[3.0, 0.0], [0.0, 7.0]]
+    assert y[0, :, :, 0].tolist() == [[3.0, 5.0], [0.0, 7.0]]
     dy = np.arange(1.0, 5.0).reshape(1, 2, 2, 1)
     dx = layer.backward(dy)[0, :, :, 0]
-    assert dx.sum() == dy.sum()  # every output's gradient lands exactly once
-    assert np.count_nonzero(dx) == 4
-    assert dx[0, 1] == 1.0  # the top-left window's unique maximum
-    assert dx[2, 2] == 4.0  # the first of the four tied maxima (column-major, as documented)
-    assert dx[0, 0] == 2.0 or dx[0, 2] == 2.0  # the all-zero window sends it to its first cell
+    expected = [
+        [0, 1, 0, 0],
+        [0, 0, 2, 0],  # row-major order would have picked (0, 3)
+        [3, 0, 4, 0],
+        [0, 0, 0, 0],
+    ]
+    np.testing.assert_array_equal(dx, expected)
 
 
 def test_maxpool_ties_match_one_sided_differences():

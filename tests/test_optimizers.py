@@ -127,3 +127,74 @@ def test_warmup_ramps_then_hands_over():
     # Step drops count whole epochs from the start: the first drop is at epoch 3.
     assert learning_rate(0.2, 2.5, 10, "step", warmup_epochs=2, step_every=3) == 0.2
     assert learning_rate(0.2, 3.0, 10, "step", warmup_epochs=2, step_every=3) == pytest.approx(0.02)
+
+
+# SGD's reparametrised momentum against the rules written out, over steps with a schedule.
+
+RATES = [0.3, 0.2, 0.5, 0.05, 0.1, 0.4]  # a rate that changes every step
+
+
+def quadratic_gradient(w: np.ndarray) -> np.ndarray:
+    """The gradient of a fixed quadratic at w, so each step's gradient depends on the path."""
+    A = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, -0.3], [0.0, -0.3, 3.0]])
+    return A @ w + np.array([0.2, -0.1, 0.4])
+
+
+def sgd_path(beta: float, nesterov: bool, weight_decay: float, rates: list[float]) -> np.ndarray:
+    """Weights after each step of make_optimizer("sgd") on the quadratic, float32."""
+    opt = make_optimizer("sgd", momentum=beta, nesterov=nesterov, weight_decay=weight_decay)
+    p = Param(W0.copy(), np.zeros(3, np.float32), decay=True)
+    path = []
+    for lr in rates:
+        p.grad[...] = quadratic_gradient(p.value.astype(np.float64))
+        opt.step([p], lr)
+        path.append(p.value.copy())
+    return np.array(path)
+
+
+def docstring_path(beta: float, nesterov: bool, weight_decay: float, rates: list[float]):
+    """The docstring's rule in float64: v = β v + (1-β) g; w -= lr v, or lr (β v + (1-β) g)."""
+    w, v, path = W0.astype(np.float64), np.zeros(3), []
+    for lr in rates:
+        g = quadratic_gradient(w) + weight_decay * w
+        v = beta * v + (1 - beta) * g
+        w = w - lr * (beta * v + (1 - beta) * g if nesterov else v)
+        path.append(w)
+    return np.array(path)
+
+
+def textbook_path(mu: float, nesterov: bool, eta: float, steps: int) -> np.ndarray:
+    """The textbook form at a constant rate η: v = μ v - η g, w += v; Nesterov as PyTorch and
+    Bengio et al. (2013) write it for the gradient at w: v = μ v - η g, w += μ v - η g."""
+    w, v, path = W0.astype(np.float64), np.zeros(3), []
+    for _ in range(steps):
+        g = quadratic_gradient(w)
+        v = mu * v - eta * g
+        w = w + (mu * v - eta * g if nesterov else v)
+        path.append(w)
+    return np.array(path)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_sgd_follows_its_docstring_rule_under_a_changing_rate(beta, nesterov, weight_decay):
+    got = sgd_path(beta, nesterov, weight_decay, RATES)
+    want = docstring_path(beta, nesterov, weight_decay, RATES)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(got[-1] - W0).max() > 0.1  # the weights really moved
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
+def test_sgd_is_the_textbook_form_at_a_constant_rate_only(nesterov):
+    beta, lr, steps = 0.9, 0.2, len(RATES)
+    textbook = textbook_path(beta, nesterov, lr * (1 - beta), steps)
+    got = sgd_path(beta, nesterov, 0.0, [lr] * steps)
+    np.testing.assert_allclose(got, textbook, rtol=1e-5, atol=1e-6)
+    # Under a schedule the textbook form, rate η_t = lr_t (1-β) per gradient, is another rule.
+    w, v = W0.astype(np.float64), np.zeros(3)
+    for lr_t in RATES:
+        g = quadratic_gradient(w)
+        v = beta * v - lr_t * (1 - beta) * g
+        w = w + (beta * v - lr_t * (1 - beta) * g if nesterov else v)
+    assert not np.allclose(sgd_path(beta, nesterov, 0.0, RATES)[-1], w, rtol=1e-3)

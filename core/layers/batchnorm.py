@@ -12,9 +12,23 @@ from .base import F32, Layer, Shape
 class BatchNorm(Layer):
     """Normalizes each feature (dense) or channel (conv) over the batch; running stats in eval.
 
-    Elementwise work runs on a wide view of an image batch, (N·H, W·C) with the
-    per-channel vectors tiled W times, because NumPy broadcasts a vector of a few
-    channels over millions of rows at a fraction of its speed on rows of hundreds.
+    The plain formula, per channel, over its m values in the batch (m = N, or N·H·W):
+
+        training:   μ = mean(x),  σ² = mean((x - μ)²),  x̂ = (x - μ) / √(σ² + ε)
+                    y = γ x̂ + β
+                    running mean ← k·mean + (1-k)·μ,  running var ← k·var + (1-k)·σ²·m/(m-1)
+        evaluation: y = γ (x - running mean) / √(running var + ε) + β
+        backward:   dγ = Σ dy·x̂,  dβ = Σ dy
+                    dx = γ/√(σ² + ε) · (dy - mean(dy) - x̂·mean(dy·x̂))   (training)
+                    dx = γ/√(running var + ε) · dy                       (evaluation)
+
+    with k the momentum. The code computes exactly this (tests/test_layers.py holds it as
+    a float64 loop) with three tricks. Elementwise work runs on a wide view of an image
+    batch, (N·H, W·C) with the per-channel vectors tiled W times, because NumPy broadcasts
+    a vector of a few channels over millions of rows at a fraction of its speed on rows of
+    hundreds. Per-channel sums are matrix-vector products with a vector of ones. And x̂ is
+    never stored: y = (γ/σ)·(x - μ) + β, and dx = (γ/σ)·dy - slope·(x - μ) - offset, with
+    slope = (γ/σ)·dγ/(σ·m) and offset = (γ/σ)·dβ/m per channel.
     """
 
     kind = "batchnorm"

@@ -172,11 +172,20 @@ def im2col(x: np.ndarray, k: int) -> np.ndarray:
 class MaxPool2D(Layer):
     """Max over non-overlapping p×p windows; a tie sends the gradient to the first maximum.
 
-    The max is taken in two rounds, first down each window's columns and then across
-    them, because NHWC memory keeps a window's rows whole and wide: the first round, on
-    the full input, reads long contiguous rows. "First" is therefore in column-major order
-    (leftmost column, then topmost row). `which` remembers each round's winners for the
-    backward pass. Rows and columns beyond the last whole window are dropped.
+    The plain formula, for every image n, window (i, j) and channel c:
+
+        y[n, i, j, c] = max over a, b < p of x[n, p·i + a, p·j + b, c]
+        dx[n, p·i + a, p·j + b, c] = dy[n, i, j, c] at the window's first maximum, else 0
+
+    where "first" is column-major: the leftmost column b holding the maximum, then the
+    topmost row a in it. Rows and columns beyond the last whole window are dropped (their
+    dx is 0). tests/test_layers.py holds this as a loop over windows.
+
+    The code takes the max in two rounds, first down each window's columns (over a) and
+    then across them (over b), because NHWC memory keeps a window's rows whole and wide:
+    the first round, on the full input, reads long contiguous rows. That order is what
+    makes "first" column-major. `first_max` remembers each round's winners, and `route`
+    sends the gradient back through the same two rounds.
     """
 
     kind = "maxpool2d"
