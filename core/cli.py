@@ -270,13 +270,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         elif run is not None and run.checkpoint.exists():
             saved = run.checkpoint
     summary = {
-        "status": result.status,
-        "reason": result.reason,
-        "test_accuracy": result.test_accuracy,
-        "test_loss": result.test_loss,
-        "val_accuracy": result.best_val_accuracy,
-        "best_epoch": result.best_epoch,
-        "epochs": len(result.history),
+        **result.summary(),
         "seconds": round(result.seconds, 3),
         "model_path": str(saved) if saved else None,
         "run_id": run.id if run else None,

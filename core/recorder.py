@@ -99,16 +99,7 @@ class Recorder(Callback):
         if result.history:
             meta = {**self.meta, **result_meta(result, self.dataset)}
             result.model.save(self.run.checkpoint, meta)
-        self.store.finish(
-            self.run.id,
-            result.status,
-            result.reason,
-            best_epoch=result.best_epoch or None,
-            best_val_accuracy=result.best_val_accuracy if result.history else None,
-            test_accuracy=result.test_accuracy,
-            test_loss=result.test_loss,
-            train_seconds=result.seconds,
-        )
+        self.store.record_result(self.run.id, result.summary())
 
     def _meta(self, **extra: Any) -> dict[str, Any]:
         return {**self.meta, "config": self.config.to_dict(), **extra}

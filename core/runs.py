@@ -228,6 +228,23 @@ class RunStore:
                 (status, message, time.time(), *results.values(), run_id),
             )
 
+    def record_result(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Close a run with how its training ended (`TrainResult.summary()`).
+
+        A run that recorded no epoch has no best epoch nor best validation accuracy.
+        """
+        trained = summary["epochs"] > 0
+        self.finish(
+            run_id,
+            summary["status"],
+            summary["reason"],
+            best_epoch=summary["best_epoch"] or None,
+            best_val_accuracy=summary["val_accuracy"] if trained else None,
+            test_accuracy=summary["test_accuracy"],
+            test_loss=summary["test_loss"],
+            train_seconds=summary["seconds"],
+        )
+
     def request_stop(self, run_id: int) -> None:
         """Ask a running run to stop after its current batch; a queued run is cancelled.
 

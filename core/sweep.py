@@ -457,7 +457,7 @@ def run_local(store: RunStore, runs: list[Run], workers: int, report: Report | N
 
 
 def train_remote(config_json: str) -> dict[str, Any]:
-    """On a Dask worker: train one config and return its metrics and checkpoint bytes."""
+    """On a Dask worker: train one config; returns its summary, epochs and checkpoint bytes."""
     cfg = TrainConfig.from_dict(json.loads(config_json))
     result = fit(cfg)
     checkpoint = None
@@ -466,14 +466,8 @@ def train_remote(config_json: str) -> dict[str, Any]:
             path = result.model.save(Path(tmp) / "model.npz", {"config": cfg.to_dict()})
             checkpoint = path.read_bytes()
     return {
-        "status": result.status,
-        "reason": result.reason,
+        **result.summary(),
         "history": [h.to_dict() for h in result.history],
-        "best_epoch": result.best_epoch or None,
-        "best_val_accuracy": result.best_val_accuracy if result.history else None,
-        "test_accuracy": result.test_accuracy,
-        "test_loss": result.test_loss,
-        "train_seconds": result.seconds,
         "checkpoint": checkpoint,
         "n_params": result.model.n_params,
     }
@@ -488,21 +482,7 @@ def record_remote(store: RunStore, run: Run, outcome: dict[str, Any]) -> None:
         tmp = run.checkpoint.with_suffix(".tmp")
         tmp.write_bytes(outcome["checkpoint"])
         tmp.replace(run.checkpoint)
-    store.finish(
-        run.id,
-        outcome["status"],
-        outcome["reason"],
-        **{
-            k: outcome[k]
-            for k in (
-                "best_epoch",
-                "best_val_accuracy",
-                "test_accuracy",
-                "test_loss",
-                "train_seconds",
-            )
-        },
-    )
+    store.record_result(run.id, outcome)
 
 
 def run_dask(store: RunStore, runs: list[Run], address: str, report: Report | None = None) -> None:

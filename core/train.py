@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -72,6 +73,19 @@ class TrainResult:
     test_accuracy: float | None = None
     test_loss: float | None = None
     seconds: float = 0.0  # wall time of the training loop, without the final test
+
+    def summary(self) -> dict[str, Any]:
+        """How the run ended, as the CLI prints it, a saved model and the run store record it."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "val_accuracy": self.best_val_accuracy,
+            "best_epoch": self.best_epoch,
+            "epochs": len(self.history),
+            "seconds": self.seconds,
+        }
 
 
 class Callback:
@@ -310,16 +324,11 @@ def learned_nothing_reason(cfg: TrainConfig, val_accuracy: float, n_classes: int
     )
 
 
-def result_meta(result: TrainResult, dataset: Dataset) -> dict[str, object]:
+def result_meta(result: TrainResult, dataset: Dataset) -> dict[str, Any]:
     """What a saved model records about how it was trained."""
     return {
         "config": result.config.to_dict(),
         "dataset": dataset.name,
         "class_names": list(dataset.class_names),
-        "status": result.status,
-        "test_accuracy": result.test_accuracy,
-        "val_accuracy": result.best_val_accuracy,
-        "best_epoch": result.best_epoch,
-        "epochs": len(result.history),
-        "seconds": result.seconds,
+        **result.summary(),
     }

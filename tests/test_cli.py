@@ -38,8 +38,8 @@ def test_train_on_a_subset_prints_progress_and_json(tmp_path):
     result = cli("train", "--train-size", "3000", "--epochs", "2", "--out", str(out), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["status"] == "finished"
-    assert summary["epochs"] == 2
+    assert summary["status"] == "finished" and summary["reason"] == "Finished 2 epochs."
+    assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
     assert summary["model_path"] == str(out) and out.exists()
     assert 0.85 < summary["test_accuracy"] <= 1 and 0.85 < summary["val_accuracy"] <= 1
     assert summary["seconds"] > 0

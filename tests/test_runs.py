@@ -146,6 +146,9 @@ def test_a_recorded_training_run(store, mnist):
     assert got.snapshots() == [0, 1, 2]
     _, meta = load_model(got.checkpoint)
     assert meta["run_id"] == run.id and meta["test_accuracy"] == result.test_accuracy
+    summary = result.summary()
+    assert {k: meta[k] for k in summary} == summary  # the checkpoint says how the run ended
+    assert (got.best_val_accuracy, got.test_loss) == (summary["val_accuracy"], result.test_loss)
     assert meta["class_names"][0] == "0"
     assert got.progress["epoch"] == 2
     assert progress_fraction(got.progress) == 1.0 and got.progress["eta"] == 0.0
