@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `core` when run as a script
 
 from core.runs import RunStore
-from core.sweep import parse_spec, plan, run_local
+from core.sweep import plan, run_local
+from core.sweep_spec import parse_spec
 
 TARGET = 0.6
 

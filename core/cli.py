@@ -1,4 +1,14 @@
-"""Command line: `python -m core train | evaluate | predict`."""
+"""Command line: `python -m core train | evaluate | predict | sweep | worker`.
+
+    train     train a network, record it in the run store, and save it
+    evaluate  a saved model's test accuracy and per-class scores
+    predict   the digit in each of some image files
+    sweep     many configurations, a grid and/or random search (core/sweep.py)
+    worker    train the runs the dashboard queued, then exit (core/worker.py)
+
+Errors users can act on (bad data, model files, a broken run store) are one line on
+stderr and exit status 2; a run that diverged or learned nothing exits 1.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +16,25 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from tqdm import tqdm
 
 from . import presets
 from .config import HELP, ConfigError, TrainConfig, validate
+from .console import ProgressBar, interrupt_flag
 from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError, check_output_path, load_model
 from .preprocess import ImageError, load_image, prepare
 from .recorder import train_run
 from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError
-from .sweep import (
-    SweepError,
-    SweepSpec,
-    parse_spec,
-    plan,
-    read_spec,
-    run_dask,
-    run_local,
-    summary,
-)
-from .train import BatchStats, Callback, EpochStats, TrainResult, fit, result_meta
+from .sweep import plan, run_dask, run_local, summary, summary_table
+from .sweep_spec import SweepError, add_spec_flags, spec_from_flags
+from .train import fit, result_meta
 from .worker import run_queue
 
 PROG = "python -m core"
@@ -45,56 +44,6 @@ FAILED = ("diverged", "learned_nothing")
 
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
-
-
-class ProgressBar(Callback):
-    """A tqdm bar per epoch on stderr, and one line of metrics per finished epoch."""
-
-    def __init__(self, stream: Any, show_bar: bool = True) -> None:
-        self.stream, self.show_bar = stream, show_bar
-        self.bar: tqdm | None = None
-
-    def on_train_begin(self, model: Any, config: TrainConfig, n_train: int) -> None:
-        self.epochs = config.epochs
-        print(
-            f"Training {config.arch} ({model.n_params:,} parameters) on {n_train:,} images "
-            f"for {config.epochs} epochs",
-            file=self.stream,
-            flush=True,
-        )
-
-    def on_batch_end(self, stats: BatchStats) -> None:
-        if not self.show_bar:
-            return
-        if self.bar is None:
-            self.bar = tqdm(
-                total=stats.batches,
-                desc=f"epoch {stats.epoch}/{self.epochs}",
-                unit="batch",
-                leave=False,
-                file=sys.stderr,
-            )
-        self.bar.update(1)
-        if stats.batch % 20 == 0 or stats.batch == stats.batches:
-            self.bar.set_postfix(loss=f"{stats.loss:.3f}", refresh=False)
-
-    def _close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def on_epoch_end(self, stats: EpochStats, model: Any) -> None:
-        self._close()
-        print(
-            f"epoch {stats.epoch:3d}  loss {stats.train_loss:.4f}  acc {stats.train_accuracy:.4f}"
-            f"  val_loss {stats.val_loss:.4f}  val_acc {stats.val_accuracy:.4f}"
-            f"  lr {stats.lr:.3g}  {stats.seconds:.1f}s",
-            file=self.stream,
-            flush=True,
-        )
-
-    def on_train_end(self, result: TrainResult) -> None:
-        self._close()
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -153,33 +102,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         "e.g. `--grid lr=0.1,0.5,1 --set epochs=5`. Each trial is a run in the run store.",
     )
     p.set_defaults(subparser=p)
-    p.add_argument("spec", nargs="?", type=Path, help="sweep spec file (YAML or JSON)")
-    p.add_argument("--name", help="the sweep's name (its trials are tagged with it)")
-    p.add_argument("--preset", help="base preset (default: default)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a base setting, e.g. --set epochs=5",
-    )
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="try every value, e.g. --grid momentum=0,0.9",
-    )
-    p.add_argument(
-        "--random",
-        action="append",
-        default=[],
-        metavar="KEY=DIST:A:B",
-        help="draw values: log_uniform:0.01:1, uniform:0:0.5, int_uniform:1:4, choice:relu;tanh",
-    )
-    p.add_argument("--trials", type=int, help="random draws per grid point (default 1)")
-    p.add_argument("--metric", help="rank by val_accuracy (default), test_accuracy or val_loss")
-    p.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
+    add_spec_flags(p)
     p.add_argument(
         "--workers",
         type=int,
@@ -217,21 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_flag() -> Any:
-    """First Ctrl-C asks training to stop cleanly (keeping the best weights); a second aborts."""
-    requested = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-        print("\nstopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-    return requested.is_set
-
-
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     overrides = {
         name[4:]: v for name, v in vars(args).items() if name.startswith("set_") and v is not None
@@ -250,7 +158,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ConfigError as exc:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
     progress = ProgressBar(sys.stderr if args.json else sys.stdout, show_bar=not args.quiet)
-    interrupted = _interrupt_flag()
+    interrupted = interrupt_flag()
     run = None
     if args.no_store:
         result = fit(cfg, dataset, [progress], should_stop=interrupted)
@@ -300,56 +208,11 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _pairs(items: list[str], flag: str, parser: argparse.ArgumentParser) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"{flag} takes KEY=VALUE, got {item!r}")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
-
-
-def _sweep_spec(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SweepSpec:
-    """The spec file's contents with the flags laid over them."""
-    raw: dict[str, Any] = {}
-    if args.spec:
-        try:
-            raw = read_spec(args.spec)
-        except SweepError as exc:
-            parser.error(str(exc))
-    base = dict(raw.get("base") or {})
-    base.update(_pairs(args.set, "--set", parser))
-    if args.preset:
-        base["preset"] = args.preset
-    grid = dict(raw.get("grid") or {})
-    for key, values in _pairs(args.grid, "--grid", parser).items():
-        grid[key] = (
-            [yaml.safe_load(v) for v in values.split(",")]
-            if key not in ("hidden", "conv")
-            else values.split(";")
-        )
-    random = dict(raw.get("random") or {})
-    for key, text in _pairs(args.random, "--random", parser).items():
-        kind, _, rest = text.partition(":")
-        if kind == "choice":
-            random[key] = {kind: rest.split(";")}
-        else:
-            random[key] = {kind: [yaml.safe_load(v) for v in rest.split(":")]}
-    raw.update(base=base, grid=grid, random=random)
-    for key in ("name", "trials", "metric", "seed"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    if not raw.get("grid") and not raw.get("random"):
-        parser.error("a sweep needs a spec file, or --grid / --random flags")
+def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
-        return parse_spec(raw)
+        spec = spec_from_flags(args)
     except SweepError as exc:
         parser.error(str(exc))
-
-
-def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    spec = _sweep_spec(args, parser)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     store = RunStore()
@@ -398,31 +261,7 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    keys = (
-        [
-            k
-            for k in rows[0]
-            if k not in ("rank", "run_id", "name", "status", spec.metric, "seconds")
-        ]
-        if rows
-        else []
-    )
-    print(
-        f"\n{'rank':>4} {'run':>5} {'status':>9} {spec.metric:>13} {'seconds':>8}  "
-        + "  ".join(keys)
-    )
-    for row in rows:
-        value = row[spec.metric]
-        shown = (
-            "-"
-            if value is None
-            else (f"{value:.4f}" if spec.metric == "val_loss" else f"{value:.2%}")
-        )
-        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
-        print(
-            f"{row['rank']:>4} {row['run_id']:>5} {row['status']:>9} {shown:>13} {seconds:>8}  "
-            + "  ".join(str(row[k]) for k in keys)
-        )
+    print(f"\n{summary_table(rows, spec.metric)}")
     return 0
 
 

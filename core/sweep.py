@@ -1,28 +1,18 @@
-"""Sweeps: many configurations at once, on this machine's cores or on a Dask cluster.
+"""Running a sweep: its trials queued in the run store, trained on this machine's cores or
+on a Dask cluster, and ranked.
 
-A sweep spec (YAML or JSON) names a base config, a grid and/or random ranges, the
-number of random trials and the metric to rank by:
-
-    name: lr-momentum
-    base: {preset: default, epochs: 5, train_size: 10000}
-    grid: {momentum: [0.0, 0.9]}
-    random: {lr: {log_uniform: [0.01, 2.0]}}
-    trials: 4              # random draws per grid point
-    metric: val_accuracy   # or test_accuracy, or val_loss (lower is better)
-
-Every trial is an ordinary run in the run store, tagged with the sweep's name, so
-the dashboard shows it like any other. Locally, trials run in worker processes,
-one per core, each with a single BLAS thread; with a scheduler address they run
-on Dask workers and their metrics and checkpoints come back into the local store.
+Every trial is an ordinary run in the run store, tagged with the sweep's name, so the
+dashboard shows it like any other. Locally, trials run in worker processes, one per
+core, each with a single BLAS thread; with a scheduler address they run on Dask workers
+and their metrics and checkpoints come back into the local store. What a sweep tries is
+its spec (core/sweep_spec.py).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
-import itertools
 import json
-import math
 import multiprocessing as mp
 import os
 import signal
@@ -32,257 +22,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from multiprocessing import connection as mp_connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
-
-from .config import ConfigError, TrainConfig, problems
-from .presets import PRESETS, preset
+from .config import TrainConfig
 from .recorder import train_run
-from .runs import Run, RunStore, slug
+from .runs import Run, RunStore
+from .sweep_spec import METRICS, SweepError, SweepSpec, expand, trial_name, varied_keys
 from .train import fit
-
-METRICS = {"val_accuracy": True, "test_accuracy": True, "val_loss": False}  # higher is better?
-DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
-MAX_TRIALS = 1000
-MAX_SPEC_BYTES = 1_000_000  # a spec is a few lines; anything this big is the wrong file
-
-
-class SweepError(ValueError):
-    """The sweep spec is malformed; the message says where and how."""
-
-
-@dataclass
-class SweepSpec:
-    name: str
-    base: TrainConfig
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    random: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    trials: int = 1
-    metric: str = "val_accuracy"
-    seed: int = 0
-
-
-def parse_spec(raw: dict[str, Any]) -> SweepSpec:
-    """A SweepSpec from a parsed YAML / JSON mapping, with every field checked."""
-    _check_sections(raw)
-    known = {"name", "base", "grid", "random", "trials", "metric", "seed"}
-    unknown = {str(k) for k in raw} - known
-    if unknown:
-        raise SweepError(f"unknown key(s) {sorted(unknown)}; known keys are {sorted(known)}")
-    base = _base(raw.get("base") or {})
-    grid = raw.get("grid") or {}
-    random = raw.get("random") or {}
-    for section, values in (("grid", grid), ("random", random)):
-        for key in values:
-            if key not in TrainConfig.__dataclass_fields__:
-                raise SweepError(f"{section}.{key} is not a setting")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise SweepError(f"grid.{key} must be a non-empty list of values, got {_brief(values)}")
-        for i, value in enumerate(values):
-            _setting(base, f"grid.{key}[{i}]", key, value)
-    for key, dist in random.items():
-        _distribution(base, key, dist)
-    metric = raw.get("metric", "val_accuracy")
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise SweepError(f"metric {_brief(metric)} is not one of {', '.join(METRICS)}")
-    trials = _whole("trials", raw.get("trials", 1), 1, MAX_TRIALS)
-    seed = _whole("seed", raw.get("seed", 0), 0, 2**63 - 1)
-    name = raw.get("name") or "sweep"
-    if not isinstance(name, (str, int)) or isinstance(name, bool):
-        raise SweepError(f"name must be text, got {_brief(name)}")
-    return SweepSpec(slug(str(name)), base, grid, random, trials, metric, seed)
-
-
-def _check_sections(raw: Any) -> None:
-    """The spec is a mapping, and its base, grid and random are mappings (or absent)."""
-    if not isinstance(raw, dict):
-        raise SweepError("a sweep spec is a mapping with keys name, base, grid, random, ...")
-    examples = {
-        "base": "{preset: default, epochs: 5}",
-        "grid": "{lr: [0.1, 0.5]}",
-        "random": "{lr: {log_uniform: [0.01, 1.0]}}",
-    }
-    for section, example in examples.items():
-        value = raw.get(section)
-        if value is not None and not isinstance(value, dict):
-            raise SweepError(
-                f"{section} must map setting names to values, e.g. {example}; got {_brief(value)}"
-            )
-        for key in value or {}:
-            if not isinstance(key, str):
-                raise SweepError(f"{section}.{_brief(key)} is not a setting name")
-
-
-def _base(values: dict[str, Any]) -> TrainConfig:
-    values = dict(values)
-    preset_name = values.pop("preset", "default")
-    if not isinstance(preset_name, str) or preset_name not in PRESETS:
-        raise SweepError(f"base.preset {_brief(preset_name)} is not one of {', '.join(PRESETS)}")
-    try:
-        return preset(preset_name).replace(**values)
-    except ConfigError as exc:
-        raise SweepError(f"base.{exc.field}: {exc.message}") from None
-
-
-def _setting(base: TrainConfig, where: str, key: str, value: Any) -> None:
-    """Refuse a value that cannot be the setting `key` at all, naming where it is."""
-    if isinstance(value, (dict, list)) and not isinstance(getattr(base, key), list):
-        raise SweepError(f"{where}: {_brief(value)} is not a single value for {key}")
-    try:
-        base.replace(**{key: value})
-    except ConfigError as exc:
-        raise SweepError(f"{where}: {exc.message}") from None
-
-
-def _brief(value: Any) -> str:
-    """A value as it would be written, cut short if long (a message stays one line)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _distribution(base: TrainConfig, key: str, dist: Any) -> None:
-    where = f"random.{key}"
-    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-        raise SweepError(
-            f"{where} must be one of {DISTRIBUTIONS}, e.g. {{log_uniform: [0.001, 1.0]}}"
-        )
-    kind, args = next(iter(dist.items()))
-    where = f"{where}.{kind}"
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise SweepError(f"{where} needs a non-empty list of values, got {_brief(args)}")
-        for i, value in enumerate(args):
-            _setting(base, f"{where}[{i}]", key, value)
-        return
-    current = getattr(base, key)
-    if not _number(current):
-        raise SweepError(
-            f"{where}: {key} is not a numeric setting; draw its values with choice: [...]"
-        )
-    whole = kind == "int_uniform"
-    if (
-        not isinstance(args, list)
-        or len(args) != 2
-        or not all(_number(a) and math.isfinite(a) for a in args)
-        or (whole and not all(isinstance(a, int) for a in args))
-    ):
-        numbers = "whole numbers" if whole else "finite numbers"
-        raise SweepError(f"{where} needs two {numbers} [low, high], got {_brief(args)}")
-    if not args[0] < args[1]:
-        raise SweepError(f"{where} needs [low, high] with low < high, got {_brief(args)}")
-    if kind == "log_uniform" and args[0] <= 0:
-        raise SweepError(f"{where} needs a positive low end, got {_brief(args)}")
-    for value in args:
-        _setting(base, where, key, value if whole else float(value))
-
-
-def _whole(field_name: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise SweepError(
-            f"{field_name} must be a whole number from {low} to {high}, got {_brief(value)}"
-        )
-    return value
-
-
-def read_spec(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML or JSON sweep spec file, its sections' shapes checked."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SweepError(f"{path} cannot be read: {exc.strerror or exc}") from exc
-    if len(data) > MAX_SPEC_BYTES:
-        raise SweepError(f"{path} is over {MAX_SPEC_BYTES // 1000} kB: not a sweep spec")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SweepError(
-            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8 YAML or JSON"
-        ) from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise SweepError(f"{path} is not valid YAML or JSON: {exc}") from exc
-    except RecursionError:
-        raise SweepError(f"{path} is nested too deeply to be a sweep spec") from None
-    if not isinstance(raw, dict):
-        raise SweepError(f"{path} must hold a mapping (name, base, grid, ...)")
-    try:
-        _check_sections(raw)
-    except SweepError as exc:
-        raise SweepError(f"{path}: {exc}") from None
-    return raw
-
-
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and check a YAML or JSON sweep spec file."""
-    return parse_spec(read_spec(path))
-
-
-def _sample(kind: str, args: list[Any], rng: np.random.Generator) -> Any:
-    if kind == "log_uniform":
-        return float(np.exp(rng.uniform(np.log(args[0]), np.log(args[1]))))
-    if kind == "uniform":
-        return float(rng.uniform(args[0], args[1]))
-    if kind == "int_uniform":
-        return int(rng.integers(args[0], args[1] + 1))
-    return args[int(rng.integers(len(args)))]
-
-
-def expand(spec: SweepSpec) -> list[TrainConfig]:
-    """Every trial's config: the grid's product, each with `trials` seeded random draws."""
-    keys = sorted(spec.grid)
-    points = [
-        dict(zip(keys, combo, strict=True))
-        for combo in itertools.product(*(spec.grid[k] for k in keys))
-    ]
-    rng = np.random.default_rng(spec.seed)
-    draws = spec.trials if spec.random else 1
-    configs = []
-    for point in points:
-        for _ in range(draws):
-            values = {**point}
-            for key in sorted(spec.random):
-                kind, args = next(iter(spec.random[key].items()))
-                values[key] = _sample(kind, args, rng)
-            try:
-                cfg = spec.base.replace(**values)
-            except ConfigError as exc:
-                raise SweepError(f"trial {len(configs) + 1}: {exc}") from None
-            bad = problems(cfg)
-            if bad:
-                raise SweepError(f"trial {len(configs) + 1} ({values}): {bad[0]}")
-            configs.append(cfg)
-    return configs
-
-
-def varied_keys(configs: list[TrainConfig]) -> list[str]:
-    """The settings that differ between the trials."""
-    dicts = [c.to_dict() for c in configs]
-    return [k for k in dicts[0] if len({json.dumps(d[k]) for d in dicts}) > 1] if dicts else []
-
-
-def trial_name(spec: SweepSpec, cfg: TrainConfig, keys: list[str]) -> str:
-    parts = [f"{k}={_short(getattr(cfg, k))}" for k in keys]
-    return f"{spec.name} " + " ".join(parts) if parts else spec.name
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)
 
 
 def plan(store: RunStore, spec: SweepSpec, resume: bool = False) -> tuple[list[Run], int]:
@@ -309,8 +57,6 @@ def plan(store: RunStore, spec: SweepSpec, resume: bool = False) -> tuple[list[R
     ]
     return runs, len(configs) - len(todo)
 
-
-# Running the trials
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 GRACE = 10.0  # seconds a worker gets to finish its batch and record its trial before a kill
@@ -556,3 +302,20 @@ def _metric(store: RunStore, run: Run, metric: str) -> float | None:
         return run.test_accuracy
     epochs = store.epochs(run.id)
     return min((e["val_loss"] for e in epochs), default=None)
+
+
+def summary_table(rows: list[dict[str, Any]], metric: str) -> str:
+    """The ranked rows of `summary` as a text table, with the settings that vary."""
+    fixed = ("rank", "run_id", "name", "status", metric, "seconds")
+    keys = [k for k in rows[0] if k not in fixed] if rows else []
+    header = f"{'rank':>4} {'run':>5} {'status':>9} {metric:>13} {'seconds':>8}  "
+    lines = [header + "  ".join(keys)]
+    for row in rows:
+        value = row[metric]
+        shown = "-" if value is None else f"{value:.4f}" if metric == "val_loss" else f"{value:.2%}"
+        seconds = "-" if row["seconds"] is None else f"{row['seconds']:.1f}"
+        lines.append(
+            f"{row['rank']:>4} {row['run_id']:>5} {row['status']:>9} {shown:>13} {seconds:>8}  "
+            + "  ".join(str(row[k]) for k in keys)
+        )
+    return "\n".join(lines)

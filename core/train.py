@@ -1,4 +1,13 @@
-"""The training loop that the CLI, the dashboard, the sweeps and the tests all drive.
+"""The training loop. `fit` is the one way into training; every other is a thin layer on it:
+
+    fit(cfg, dataset, callbacks, should_stop)   the loop, here
+    ├── python -m core train --no-store         fit with a progress bar (core/cli.py)
+    ├── recorder.train_run(store, run)          fit with a Recorder writing the run store
+    │   ├── python -m core train                a run created running, trained in place
+    │   ├── worker.run_queue(store)             the runs the dashboard queued, one at a time
+    │   └── sweep.run_local(store, runs, n)     sweep trials, in one process per core
+    └── sweep.train_remote(config_json)         a sweep trial on a Dask worker; the sweep
+                                                records what it returns (record_remote)
 
 Progress goes to callbacks, per batch and per epoch. The loop keeps the weights
 of the best validation epoch, stops on request, on early stopping, or when the

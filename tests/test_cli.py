@@ -203,7 +203,7 @@ def _main(argv: list[str], monkeypatch) -> int:
     """The CLI in this process, without its Ctrl-C handler (which would outlive the call)."""
     import core.cli
 
-    monkeypatch.setattr(core.cli, "_interrupt_flag", lambda: lambda: False)
+    monkeypatch.setattr(core.cli, "interrupt_flag", lambda: lambda: False)
     return core.cli.main(argv)
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from core.runs import RunStore
-from core.sweep import SweepError, expand, load_spec, parse_spec, plan, run_dask, run_local, summary
+from core.sweep import plan, run_dask, run_local, summary, summary_table
+from core.sweep_spec import SweepError, expand, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"preset": "default", "epochs": 1, "train_size": 600, "batch_size": 100}
@@ -100,6 +101,23 @@ def test_a_local_sweep_fills_the_store_and_a_failing_trial_does_not_stop_the_oth
     rows = summary(store, spec)
     assert rows[0]["run_id"] == by_config[("", 0.5)].id and rows[0]["rank"] == 1
     assert all(r.sweep == "mixed" for r in store.list())
+
+
+def test_the_summary_table_shows_the_metric_seconds_and_the_varied_settings():
+    first = {"run_id": 7, "name": "a", "status": "finished", "val_accuracy": 0.95125}
+    second = {"run_id": 12, "name": "b", "status": "failed", "val_accuracy": None}
+    rows = [
+        {**first, "seconds": 3.21, "lr": 0.5, "momentum": 0.9, "rank": 1},
+        {**second, "seconds": None, "lr": 60.0, "momentum": 0.0, "rank": 2},
+    ]
+    assert summary_table(rows, "val_accuracy").splitlines() == [
+        "rank   run    status  val_accuracy  seconds  lr  momentum",
+        "   1     7  finished        95.12%      3.2  0.5  0.9",
+        "   2    12    failed             -        -  60.0  0.0",
+    ]
+    loss = {"run_id": 3, "name": "a", "status": "finished", "val_loss": 0.0412345}
+    table = summary_table([{**loss, "seconds": 10.0, "rank": 1}], "val_loss")
+    assert table.splitlines()[1].split() == ["1", "3", "finished", "0.0412", "10.0"]
 
 
 def test_resume_skips_finished_trials_and_a_rerun_without_it_is_refused(tmp_path):

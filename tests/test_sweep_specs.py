@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.sweep import SweepError, load_spec, parse_spec, read_spec
+from core.presets import preset
+from core.sweep_spec import SweepError, expand, load_spec, parse_spec, read_spec, spec_from_flags
 
 REPO = Path(__file__).resolve().parent.parent
 GRID = "grid: {lr: [0.1]}\n"
@@ -119,3 +120,46 @@ def test_the_cli_says_what_is_wrong_in_one_message(tmp_path, text):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error:" in result.stderr and ("trials" in result.stderr or "base" in result.stderr
                                           or "metric" in result.stderr)  # fmt: skip
+
+
+# The command line's flags, laid over a spec file or on their own
+
+
+def _flags(*argv: str):
+    from core.cli import build_parser
+
+    return build_parser().parse_args(["sweep", *argv])
+
+
+def test_flags_are_laid_over_a_spec_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: file\nbase: {epochs: 3}\ngrid: {lr: [0.1, 0.2]}\n")
+    spec = spec_from_flags(
+        _flags(
+            *(str(path), "--set", "train-size=1000", "--grid", "hidden=128,64;32"),
+            *("--random", "dropout=uniform:0:0.5", "--random", "activation=choice:relu;tanh"),
+            *("--trials", "2", "--name", "flags", "--preset", "mlp"),
+        )
+    )
+    assert (spec.name, spec.trials, spec.metric) == ("flags", 2, "val_accuracy")
+    assert spec.base == preset("mlp").replace(epochs=3, train_size=1000)
+    assert spec.grid == {"lr": [0.1, 0.2], "hidden": ["128,64", "32"]}
+    choice = {"choice": ["relu", "tanh"]}
+    assert spec.random == {"dropout": {"uniform": [0, 0.5]}, "activation": choice}
+    configs = expand(spec)
+    assert len(configs) == 8 and {tuple(c.hidden) for c in configs} == {(128, 64), (32,)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--grid", "lr=0.1", "--set", "epochs"], "--set takes KEY=VALUE, got 'epochs'"),
+        (["--grid", "=0.1"], "--grid takes KEY=VALUE, got '=0.1'"),
+        (["--set", "epochs=2"], "a sweep needs a spec file, or --grid / --random flags"),
+        (["--grid", "lr=0.1", "--metric", "f1"], "metric 'f1' is not one of"),
+        (["--random", "lr=log_uniform:0:1"], "random.lr.log_uniform needs a positive low end"),
+    ],
+)
+def test_malformed_flags_are_explained(argv, message):
+    with pytest.raises(SweepError, match=message):
+        spec_from_flags(_flags(*argv))
