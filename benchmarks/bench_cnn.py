@@ -72,9 +72,10 @@ from benchmarks.timing import (
     torch,
     verdict,
 )
+from core.architecture import spec_from_config
 from core.config import TrainConfig
 from core.data import Dataset, load_dataset
-from core.model import Model, spec_from_config
+from core.model import Model
 from core.presets import preset
 from core.train import lr_at
 

@@ -28,7 +28,9 @@ from .config import HELP, ConfigError, TrainConfig, validate
 from .console import ProgressBar, interrupt_flag
 from .data import DataError, load_dataset
 from .metrics import confusion_matrix, evaluate, per_class
-from .model import ModelFileError, check_output_path, load_model
+from .model import ModelFileError
+from .model_load import load_model
+from .model_save import check_output_path
 from .preprocess import ImageError, load_image, prepare
 from .recorder import train_run
 from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError

@@ -28,11 +28,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import augment
+from .architecture import spec_from_config
 from .config import TrainConfig, validate
 from .data import Dataset, batch_jobs, load_dataset, prefetch, stratified_split, subset
 from .fpu import flush_denormals
 from .metrics import evaluate
-from .model import Model, spec_from_config
+from .model import Model
 from .optimizers import Optimizer, learning_rate, make_optimizer
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]

@@ -130,7 +130,7 @@ def test_evaluate_a_corrupt_model_is_a_message_not_a_traceback(tmp_path):
 
 
 def test_predict_digits_in_image_files(mnist, small_model_path, tmp_path):
-    from core.model import load_model
+    from core.model_load import load_model
     from core.preprocess import prepare
 
     model = load_model(small_model_path)[0]
@@ -192,7 +192,7 @@ def test_a_run_that_diverges_after_good_epochs_keeps_its_best_weights(tmp_path):
         f"kept the weights of epoch 3, its best before it diverged (validation accuracy "
         f"{summary['val_accuracy']:.2%}); saved {out}" in result.stderr
     )
-    from core.model import load_model
+    from core.model_load import load_model
 
     model, meta = load_model(out)
     assert meta["status"] == "diverged" and meta["best_epoch"] == 3

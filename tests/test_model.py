@@ -8,9 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from core.architecture import spec_from_config
 from core.config import TrainConfig
 from core.data import to_float
-from core.model import Model, ModelFileError, load_model, spec_from_config
+from core.model import Model, ModelFileError
+from core.model_load import load_model
 from core.presets import preset
 from core.train import fit
 

@@ -24,8 +24,10 @@ import pytest
 from numpy.lib import format as npy
 from PIL import Image
 
+from core.architecture import spec_from_config
 from core.config import TrainConfig
-from core.model import Model, ModelFileError, load_model, spec_from_config
+from core.model import Model, ModelFileError
+from core.model_load import load_model
 from tests.test_cli import assert_no_traceback, cli
 
 MIB = 2**20

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.architecture import spec_from_config
 from core.config import TrainConfig
-from core.model import Model, OutputPathError, check_output_path, spec_from_config
+from core.model import Model
+from core.model_save import OutputPathError, check_output_path
 from tests.test_cli import assert_no_traceback, cli
 
 TRAIN = ("train", "--no-store", "--train-size", "500", "--epochs", "1", "--quiet")

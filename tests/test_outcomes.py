@@ -11,7 +11,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.metrics import evaluate
-from core.model import load_model
+from core.model_load import load_model
 from core.recorder import train_run
 from core.runs import RunStore
 from core.sweep import record_remote, train_remote

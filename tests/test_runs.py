@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.config import TrainConfig
-from core.model import load_model
+from core.model_load import load_model
 from core.recorder import train_run
 from core.runs import RUNS_DIR_ENV, RunStore, progress_fraction, slug
 from core.worker import run_queue, worker_running
