@@ -84,6 +84,21 @@ class Model:
         self._collect_params()
         return self
 
+    def __repr__(self) -> str:
+        """The layer stack with each layer's settings, output shape and parameters (Keras's
+        summary)."""
+        rows = [("layer", "output shape", "parameters")]
+        stack = zip(self.layers, self.spec["layers"], self.shapes[1:], strict=True)
+        for layer, config, shape in stack:
+            settings = "".join(f" {k}={v}" for k, v in config.items() if k != "type")
+            n_params = sum(value.size for value in layer.params.values())
+            rows.append((layer.kind + settings, str(shape), f"{n_params:,}"))
+        width = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines = [f"Model(input {self.shapes[0]}, {self.n_params:,} parameters)"]
+        for name, shape, count in rows:
+            lines.append(f"  {name:<{width[0]}}  {shape:<{width[1]}}  {count:>{width[2]}}")
+        return "\n".join(lines)
+
     @property
     def n_classes(self) -> int:
         return self.shapes[-1][0]

@@ -33,6 +33,28 @@ def test_seed_preset_spec_is_the_original_network():
     assert all(np.all(d.params["b"] == 0) for d in dense)
 
 
+def test_repr_is_a_summary_of_the_layers_with_shapes_and_parameters():
+    model = Model(spec_from_config(preset("seed")))
+    # 784 * 128 + 128, 128 * 64 + 64 and 64 * 10 + 10 weights and biases.
+    assert repr(model).splitlines() == [
+        "Model(input (28, 28, 1), 109,386 parameters)",
+        "  layer                       output shape  parameters",
+        "  flatten                     (784,)                 0",
+        "  dense units=128 init=lecun  (128,)           100,480",
+        "  relu                        (128,)                 0",
+        "  dense units=64 init=lecun   (64,)              8,256",
+        "  relu                        (64,)                  0",
+        "  dense units=10 init=lecun   (10,)                650",
+    ]
+    cnn = Model(CNN_SPEC)
+    rows = repr(cnn).splitlines()[2:]
+    assert [row.split()[0] for row in rows] == [layer.kind for layer in cnn.layers]
+    assert [row[row.index("(") : row.index(")") + 1] for row in rows] == [
+        str(shape) for shape in cnn.shapes[1:]
+    ]
+    assert sum(int(row.split()[-1].replace(",", "")) for row in rows) == cnn.n_params
+
+
 def test_same_seed_same_weights_different_seed_different_weights():
     spec = spec_from_config(TrainConfig())
     a, b, c = Model(spec, seed=5), Model(spec, seed=5), Model(spec, seed=6)
