@@ -1,22 +1,26 @@
 """What the Evaluate, Weights and Data pages compute: NumPy arrays in, NumPy arrays out.
 
-Abstaining below a confidence threshold, accuracy under rotation, shift and noise,
-the examples behind a confusion-matrix cell, dead ReLU units, a 2-D PCA map, and the
-per-class summaries of a data set. Nothing here draws or knows about Streamlit.
+Abstaining below a confidence threshold, accuracy under rotation, shift and noise, the
+examples behind a confusion-matrix cell, what each layer holds (dead ReLU units, constant
+biases), a 2-D PCA map, and the per-class summaries of a data set. Nothing here draws or
+knows about Streamlit.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .augment import warp
+from .config import ACTIVATIONS
 from .data import to_float
 from .model import Model
 
 F32 = np.float32
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+WEIGHTED = ("dense", "conv2d")  # the layers that have weights and biases
 
 # The amounts a robustness curve is measured at, per kind of damage: degrees of rotation,
 # pixels of shift, and the standard deviation of Gaussian noise on pixels in [0, 1].
@@ -56,6 +60,40 @@ def threshold_curve(
     return answered / n, accuracy
 
 
+@dataclass(frozen=True)
+class Abstention:
+    """What a model does when it answers only at or above a confidence threshold."""
+
+    total: int  # images
+    answered: int
+    right: int  # right answers among the answered
+
+    @property
+    def coverage(self) -> float:
+        return self.answered / self.total if self.total else math.nan
+
+    @property
+    def accuracy(self) -> float:
+        """The share right among the answered images (NaN when it answers none)."""
+        return self.right / self.answered if self.answered else math.nan
+
+    @property
+    def abstained(self) -> int:
+        return self.total - self.answered
+
+    @property
+    def mistakes_left(self) -> int:
+        return self.answered - self.right
+
+
+def abstain(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> Abstention:
+    """The counts behind one point of `threshold_curve`: answered, and right among them."""
+    # In float64, as threshold_curve compares, so the counts and the curve agree.
+    answered = np.asarray(confidence, dtype=np.float64) >= float(threshold)
+    right = int(np.count_nonzero(np.asarray(correct, dtype=bool) & answered))
+    return Abstention(len(answered), int(np.count_nonzero(answered)), right)
+
+
 # The examples behind a confusion-matrix cell
 
 
@@ -89,29 +127,36 @@ def select_examples(
 # Robustness
 
 
-def perturb(x: np.ndarray, kind: str, amount: float, seed: int = 0) -> np.ndarray:
+def perturb(
+    x: np.ndarray, kind: str, amount: float, seed: int = 0, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Damage float32 images (N, H, W) in [0, 1] by `amount`, reproducibly.
 
     rotate: each image turns by `amount` degrees, clockwise or anticlockwise at random;
     shift: each moves `amount` pixels in a random direction; noise: Gaussian noise of
-    standard deviation `amount` on every pixel. The result is clipped to [0, 1].
+    standard deviation `amount` on every pixel. The result is clipped to [0, 1]. With
+    `rows`, only those images are damaged and returned, each exactly as when all are.
     """
     if kind not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {kind!r}; choose one of {', '.join(PERTURBATIONS)}")
     x = np.asarray(x, dtype=F32)
     n = len(x)
     # The random directions depend only on the seed, so the same image is turned the same
-    # way at every amount and a curve over amounts is smooth rather than jittery.
+    # way at every amount and a curve over amounts is smooth rather than jittery. They are
+    # drawn for all N images, so an image's damage does not depend on which rows are asked.
+    picked = slice(None) if rows is None else np.asarray(rows, dtype=np.intp)
     rng = np.random.default_rng(seed)
-    ones, zeros = np.ones(n, F32), np.zeros(n, F32)
+    x = x[picked]
+    ones, zeros = np.ones(len(x), F32), np.zeros(len(x), F32)
     if kind == "rotate":
-        sign = np.where(rng.random(n) < 0.5, -1, 1).astype(F32)
+        sign = np.where(rng.random(n) < 0.5, -1, 1).astype(F32)[picked]
         out = warp(x, sign * F32(amount), ones, zeros, zeros)
     elif kind == "shift":
-        direction = rng.random(n).astype(F32) * F32(2 * np.pi)
+        direction = (rng.random(n).astype(F32) * F32(2 * np.pi))[picked]
         out = warp(x, zeros, ones, F32(amount) * np.sin(direction), F32(amount) * np.cos(direction))
     else:
-        out = x + F32(amount) * rng.standard_normal(x.shape, dtype=F32)
+        noise = rng.standard_normal((n, *x.shape[1:]), dtype=F32)[picked]
+        out = x + F32(amount) * noise
     return np.clip(out, 0, 1).astype(F32, copy=False)
 
 
@@ -121,6 +166,7 @@ class Robustness:
     amounts: np.ndarray  # (levels,)
     accuracy: np.ndarray  # (levels,)
     predictions: np.ndarray  # (levels, N) the predicted class of every image at every level
+    seed: int = 0  # of the random directions and noise
 
 
 def robustness_curve(
@@ -139,7 +185,24 @@ def robustness_curve(
         damaged = perturb(x, kind, float(amount), seed)
         predictions[i] = model.predict_proba(damaged[..., None]).argmax(axis=1)
     accuracy = (predictions == np.asarray(labels)[None, :]).mean(axis=1)
-    return Robustness(kind, amounts, accuracy, predictions)
+    return Robustness(kind, amounts, accuracy, predictions, seed)
+
+
+def first_of_each_class(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """The position of the first example of each class in `labels` (every class present)."""
+    labels = np.asarray(labels)
+    return np.array([int(np.flatnonzero(labels == c)[0]) for c in range(n_classes)])
+
+
+def damaged_examples(
+    images: np.ndarray, labels: np.ndarray, curve: Robustness, level: int, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image of each class among the uint8 `images` a robustness curve was measured on,
+    damaged as at `level` of the curve (only those are damaged), and what the model read."""
+    shown = first_of_each_class(labels, n_classes)
+    x = to_float(images)[..., 0]
+    damaged = perturb(x, curve.kind, float(curve.amounts[level]), curve.seed, rows=shown)
+    return damaged, curve.predictions[level, shown]
 
 
 # Inside the network
@@ -182,6 +245,28 @@ def activation_layers(model: Model) -> list[int]:
     non-linearity), then the last layer (the logits)."""
     hidden = [i for i, layer in enumerate(model.layers[:-1]) if layer.kind in ACTIVATIONS]
     return [*hidden, len(model.layers) - 1]
+
+
+def weighted_layers(model: Model) -> list[int]:
+    """Indices of the dense and convolution layers: the ones with weights and biases."""
+    return [i for i, layer in enumerate(model.layers) if layer.kind in WEIGHTED]
+
+
+def unit_noun(model: Model, index: int) -> str:
+    """What a unit of layer `index` is: a channel of an image-shaped output, else a neuron."""
+    return "channels" if len(model.shapes[index + 1]) == 3 else "neurons"
+
+
+def constant_biases(model: Model) -> list[int]:
+    """The weighted layers whose biases all have one value (they never moved in training)."""
+    return [i for i in weighted_layers(model) if np.ptp(model.layers[i].params["b"]) < 1e-6]
+
+
+def feeds_batch_norm(model: Model, index: int) -> bool:
+    """Whether layer `index`'s output goes straight into a batch norm (a max-pool between
+    them changes nothing: the batch norm still subtracts any constant bias)."""
+    after = (layer.kind for layer in model.layers[index + 1 :] if layer.kind != "maxpool2d")
+    return next(after, "") == "batchnorm"
 
 
 def first_layer_images(model: Model) -> tuple[np.ndarray, np.ndarray] | None:
@@ -235,6 +320,18 @@ def dead_units(model: Model, images: np.ndarray, batch_size: int = 500) -> list[
     return [DeadUnits(i, len(alive[i]), np.flatnonzero(~alive[i])) for i in relus]
 
 
+def dead_after(model: Model, dead: Sequence[DeadUnits], index: int) -> np.ndarray:
+    """The units of weighted layer `index` that never fire: the dead units of the ReLU that
+    takes its output (through batch norm, dropout or max-pool); none if no ReLU does."""
+    for i in range(index + 1, len(model.layers)):
+        kind = model.layers[i].kind
+        if kind == "relu":
+            return next((d.dead for d in dead if d.index == i), np.array([], dtype=np.intp))
+        if kind in WEIGHTED or kind in ACTIVATIONS or kind == "flatten":
+            break  # the units are no longer this layer's, one for one
+    return np.array([], dtype=np.intp)
+
+
 def layer_outputs(
     model: Model, images: np.ndarray, layer: int | None, batch_size: int = 500
 ) -> np.ndarray:
@@ -246,6 +343,15 @@ def layer_outputs(
         out = model.activations(to_float(images[start : start + batch_size]))[layer]
         chunks.append(out.reshape(len(out), -1))
     return np.concatenate(chunks)
+
+
+def layer_map(
+    model: Model, images: np.ndarray, layer: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 `images` as layer `layer` sees them (None: the pixels), mapped to 2-D by PCA:
+    (N, 2) coordinates, the variance each axis explains, and the model's predictions."""
+    coords, explained = pca_2d(layer_outputs(model, images, layer))
+    return coords, explained, model.predict_proba(to_float(images)).argmax(axis=1)
 
 
 def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Evaluation: loss, accuracy, confusion matrix and per-class precision / recall / F1."""
+"""Evaluation: loss, accuracy, the confusion matrix, per-class precision / recall / F1, and
+the mistakes a confusion matrix shows most often."""
 
 from __future__ import annotations
 
@@ -60,3 +61,37 @@ def per_class(cm: np.ndarray) -> dict[str, np.ndarray]:
         recall = np.where(actual > 0, tp / actual, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """One cell of a confusion matrix off its diagonal: `count` images of `true` read as
+    `predicted`."""
+
+    true: int
+    predicted: int
+    count: int
+
+
+def most_common_mistake(cm: np.ndarray) -> Confusion | None:
+    """The mistake made most often (the first in reading order on a tie); None if none."""
+    off = _off_diagonal(cm)
+    if off.max(initial=0) <= 0:
+        return None
+    true, predicted = np.unravel_index(int(off.argmax()), off.shape)
+    return Confusion(int(true), int(predicted), int(off[true, predicted]))
+
+
+def most_often_read_as(cm: np.ndarray) -> list[Confusion | None]:
+    """For each true class, the wrong class it is read as most often (the lowest on a tie);
+    None for a class never read wrong."""
+    off = _off_diagonal(cm)
+    return [
+        Confusion(t, int(row.argmax()), int(row.max())) if row.max(initial=0) > 0 else None
+        for t, row in enumerate(off)
+    ]
+
+
+def _off_diagonal(cm: np.ndarray) -> np.ndarray:
+    cm = np.asarray(cm)
+    return np.where(np.eye(len(cm), dtype=bool), 0, cm)

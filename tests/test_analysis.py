@@ -7,7 +7,13 @@ import pytest
 
 from core import analysis
 from core.data import to_float
-from core.metrics import confusion_matrix, evaluate
+from core.metrics import (
+    Confusion,
+    confusion_matrix,
+    evaluate,
+    most_common_mistake,
+    most_often_read_as,
+)
 from core.model import Model, load_model
 
 F32 = np.float32
@@ -47,6 +53,48 @@ def test_threshold_curve_extremes_and_monotone_coverage(rng):
     assert np.all(np.diff(coverage) <= 0)
     empty_cov, empty_acc = analysis.threshold_curve(np.array([]), np.array([], bool), grid[:3])
     assert np.isnan(empty_cov).all() and np.isnan(empty_acc).all()
+
+
+def test_abstaining_counts_agree_with_counting_by_hand_and_with_the_curve(rng):
+    confidence = np.round(rng.random(700), 2).astype(np.float32)  # ties at the thresholds
+    correct = rng.random(700) < confidence
+    for threshold in (0.0, 0.1, 0.37, 0.9, 0.99, 1.0, 1.5):
+        answers = analysis.abstain(confidence, correct, threshold)
+        answered = [c >= threshold for c in confidence.astype(float)]
+        right = sum(a and r for a, r in zip(answered, correct, strict=True))
+        assert (answers.total, answers.answered, answers.right) == (700, sum(answered), right)
+        assert answers.abstained == 700 - sum(answered)
+        assert answers.mistakes_left == sum(answered) - right
+        coverage, accuracy = analysis.threshold_curve(confidence, correct, [threshold])
+        assert answers.coverage == pytest.approx(coverage[0])
+        if answers.answered:
+            assert answers.accuracy == pytest.approx(accuracy[0])
+        else:
+            assert np.isnan(answers.accuracy) and np.isnan(accuracy[0])
+
+
+# Mistakes
+
+
+def test_the_most_common_mistake_and_what_each_class_is_read_as():
+    cm = np.array([[50, 3, 3], [0, 40, 0], [7, 1, 30]])
+    assert most_common_mistake(cm) == Confusion(true=2, predicted=0, count=7)
+    assert most_often_read_as(cm) == [Confusion(0, 1, 3), None, Confusion(2, 0, 7)]
+    # The diagonal never counts, however large: a class read right is not a mistake.
+    assert most_common_mistake(np.diag([9, 9, 9])) is None
+    assert most_often_read_as(np.diag([9, 9])) == [None, None]
+
+
+def test_mistakes_read_from_a_real_confusion_matrix(predictions):
+    labels, preds, _ = predictions
+    cm = confusion_matrix(labels, preds)
+    worst = most_common_mistake(cm)
+    wrong = [(t, p) for t, p in zip(labels, preds, strict=True) if t != p]
+    counts = {pair: wrong.count(pair) for pair in set(wrong)}
+    assert worst.count == max(counts.values()) == counts[(worst.true, worst.predicted)]
+    for true, read in enumerate(most_often_read_as(cm)):
+        mine = {p: n for (t, p), n in counts.items() if t == true}
+        assert read.true == true and read.count == max(mine.values()) == mine[read.predicted]
 
 
 # The examples behind a confusion-matrix cell
@@ -152,6 +200,30 @@ def test_perturb_is_reproducible_and_checks_its_kind(digits):
         analysis.perturb(digits, "blur", 1.0)
 
 
+@pytest.mark.parametrize("kind", ["rotate", "shift", "noise"])
+def test_damaging_some_rows_damages_them_as_damaging_all_does(digits, kind):
+    rows = np.array([40, 3, 17, 63, 0])
+    whole = analysis.perturb(digits, kind, {"rotate": 35, "shift": 2.5, "noise": 0.3}[kind], 7)
+    some = analysis.perturb(
+        digits, kind, {"rotate": 35, "shift": 2.5, "noise": 0.3}[kind], 7, rows=rows
+    )
+    assert some.shape == (5, 28, 28)
+    np.testing.assert_array_equal(some, whole[rows])
+
+
+def test_the_damaged_examples_are_the_curves_own_images(small_model_path, mnist):
+    model, _ = load_model(small_model_path)
+    images, labels = mnist.test_images[:300], mnist.test_labels[:300]
+    curve = analysis.robustness_curve(model, images, labels, "shift", [0, 4], seed=3)
+    damaged, read_as = analysis.damaged_examples(images, labels, curve, 1, 10)
+    first = [int(np.flatnonzero(labels == c)[0]) for c in range(10)]
+    np.testing.assert_array_equal(analysis.first_of_each_class(labels, 10), first)
+    whole = analysis.perturb(to_float(images)[..., 0], "shift", 4.0, seed=3)
+    np.testing.assert_array_equal(damaged, whole[first])  # seed and amount of the curve
+    np.testing.assert_array_equal(read_as, curve.predictions[1, first])
+    assert np.array_equal(read_as, model.predict_proba(damaged[..., None]).argmax(axis=1))
+
+
 def test_robustness_starts_at_the_plain_accuracy_and_falls(small_model_path, mnist):
     model, _ = load_model(small_model_path)
     images, labels = mnist.test_images[:600], mnist.test_labels[:600]
@@ -195,6 +267,22 @@ def test_layer_titles_and_activation_layers():
     assert analysis.activation_layers(model) == [2, 4, 5]
 
 
+def by_hand(model: Model, images: np.ndarray) -> list[np.ndarray]:
+    """The hidden ReLU outputs of an MLP built by `mlp`, computed from its weights with
+    NumPy alone: the oracle for the wrappers around `model.activations`."""
+    x = images.reshape(len(images), -1).astype(np.float64) / 255
+    outputs = []
+    for layer in model.layers:
+        if layer.kind == "dense":
+            x = x @ layer.params["W"].astype(np.float64) + layer.params["b"]
+        elif layer.kind == "relu":
+            x = np.maximum(x, 0)
+            outputs.append(x)
+        elif layer.kind == "tanh":
+            x = np.tanh(x)
+    return outputs
+
+
 def test_dead_units_are_the_ones_that_never_fire(mnist):
     model = mlp((6, 3))
     first = model.layers[1]
@@ -202,10 +290,58 @@ def test_dead_units_are_the_ones_that_never_fire(mnist):
     first.params["b"][[0, 2, 3, 5]] = 1e3  # and these are always on
     (dead_1, dead_2) = analysis.dead_units(model, mnist.test_images[:300], batch_size=128)
     assert (dead_1.index, dead_1.units, dead_1.dead.tolist()) == (2, 6, [1, 4])
-    assert dead_2.units == 3
-    outputs = model.activations(to_float(mnist.test_images[:300]))[4]
-    assert dead_2.dead.tolist() == np.flatnonzero(~(outputs > 0).any(axis=0)).tolist()
+    assert (dead_2.index, dead_2.units) == (4, 3)
+    hidden_2 = by_hand(model, mnist.test_images[:300])[1]
+    assert dead_2.dead.tolist() == np.flatnonzero(~(hidden_2 > 1e-6).any(axis=0)).tolist()
     assert analysis.dead_units(mlp((4,), activation="tanh"), mnist.test_images[:10]) == []
+
+
+def test_dead_units_of_a_layer_are_found_by_position_not_by_width(mnist):
+    """Two hidden layers of the same width: each layer's dead units are its own ReLU's."""
+    model = mlp((6, 6))
+    model.layers[1].params["b"][:] = 1e3  # the first layer: every unit always on
+    model.layers[3].params["b"][[0, 5]] = -1e6  # the second: units 0 and 5 dead
+    model.layers[3].params["b"][1:5] = 1e3
+    dead = analysis.dead_units(model, mnist.test_images[:200])
+    assert analysis.dead_after(model, dead, 1).tolist() == []
+    assert analysis.dead_after(model, dead, 3).tolist() == [0, 5]
+    # A tanh after the first layer: its neurons have no ReLU; the second layer's ReLU
+    # is not theirs, though it is just as wide.
+    layers = [
+        {"type": "flatten"},
+        {"type": "dense", "units": 6},
+        {"type": "tanh"},
+        {"type": "dense", "units": 6},
+        {"type": "relu"},
+        {"type": "dense", "units": 10},
+    ]
+    mixed = Model({"input_shape": [28, 28, 1], "layers": layers})
+    mixed.layers[3].params["b"][[2]] = -1e6
+    (relu,) = analysis.dead_units(mixed, mnist.test_images[:200])
+    assert relu.dead.tolist() == [2]
+    assert analysis.dead_after(mixed, [relu], 1).tolist() == []
+    assert analysis.dead_after(mixed, [relu], 3).tolist() == [2]
+
+
+def test_what_each_layer_holds():
+    layers = [
+        {"type": "conv2d", "filters": 4},
+        {"type": "maxpool2d"},
+        {"type": "batchnorm"},
+        {"type": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 8},
+        {"type": "relu"},
+        {"type": "dense", "units": 10},
+    ]
+    model = Model({"input_shape": [28, 28, 1], "layers": layers})
+    assert analysis.weighted_layers(model) == [0, 5, 7]
+    assert [analysis.unit_noun(model, i) for i in (0, 3, 5)] == ["channels", "channels", "neurons"]
+    model.layers[5].params["b"][:] = 0.25
+    model.layers[7].params["b"][:] = np.linspace(-1, 1, 10)
+    assert analysis.constant_biases(model) == [0, 5]  # the convolution's are still all zero
+    assert analysis.feeds_batch_norm(model, 0)  # through the max-pool
+    assert not analysis.feeds_batch_norm(model, 5) and not analysis.feeds_batch_norm(model, 7)
 
 
 def test_a_dead_convolution_channel(mnist):
@@ -228,12 +364,28 @@ def test_a_dead_convolution_channel(mnist):
 
 
 def test_layer_outputs(mnist):
-    model = mlp((7,))
+    model = mlp((7, 5))
     images = mnist.test_images[:30]
     pixels = analysis.layer_outputs(model, images, None)
     np.testing.assert_allclose(pixels, images.reshape(30, -1) / 255, atol=1e-6)
-    hidden = analysis.layer_outputs(model, images, 2, batch_size=8)
-    np.testing.assert_allclose(hidden, model.activations(to_float(images))[2], rtol=1e-5)
+    hidden_1, hidden_2 = by_hand(model, images)
+    np.testing.assert_allclose(
+        analysis.layer_outputs(model, images, 2, batch_size=8), hidden_1, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        analysis.layer_outputs(model, images, 4, batch_size=7), hidden_2, rtol=1e-4, atol=1e-5
+    )
+
+
+def test_a_layer_map_is_the_pca_of_that_layer_and_the_models_answers(mnist):
+    model = mlp((7,))
+    images = mnist.test_images[:120]
+    coords, explained, predictions = analysis.layer_map(model, images, 2)
+    expected, share = analysis.pca_2d(by_hand(model, images)[0])
+    np.testing.assert_allclose(coords, expected, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(explained, share, rtol=1e-4)
+    logits = by_hand(model, images)[0] @ model.layers[3].params["W"] + model.layers[3].params["b"]
+    np.testing.assert_array_equal(predictions, logits.argmax(axis=1))
 
 
 def test_strongest_inputs_rank_the_weighted_sums(mnist):
