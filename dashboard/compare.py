@@ -1,30 +1,41 @@
-"""Pure pieces of the Compare page: runs in, tables and Plotly figures out (no Streamlit)."""
+"""Pure pieces of the Compare page (no Streamlit): runs in, tables out; and the page's view
+(selection, filters, axis) kept in the URL, the session and the table's ticks.
+
+The functions that keep the view take the session as a mapping and the URL as Streamlit's
+query parameters (anything with get_all, item assignment and pop), so they can be tested
+with plain stand-ins.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from core.config import HELP, TrainConfig
-from core.runs import Run
+from core.runs import Run, RunStore, StoreError
 
 SETTINGS = [f.name for f in dataclasses.fields(TrainConfig)]
 PALETTE = qualitative.Plotly + qualitative.Dark24[1:]  # Dark24[0] is near-black, like text
-OTHER_COLOR = "rgba(140,140,140,0.45)"  # runs that are not selected
 ACCURACY = "best validation accuracy"
-TIME = "training time (s)"
-EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-                 "seconds", "elapsed"]  # fmt: skip
-X_AXES = {"epoch": "epoch", "seconds": "wall-clock time since the run started (s)"}
+EPOCH_COLUMNS = [
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+    "elapsed",
+]  # fmt: skip
 LABEL_SETTINGS = 3  # differing settings named in a run's legend label; more would not fit
+# Session keys of the view
+SELECTED = "compare_selected"  # ids of the selected runs, sorted
+VISIBLE = "compare_visible"  # ids of the table's rows as last drawn, in order
+TABLE = "compare_table"  # the table's own selection state (its ticks)
+URL_MEMO = "compare_url"  # this page's query parameters as it last wrote them
+SETTINGS_SHOWN = "compare_settings"  # the settings picked to filter by
+X_AXIS = "compare_x"
+FILTERS = {"status": "compare_status", "sweep": "compare_sweep", "tag": "compare_tag"}
+PARAMS = ["runs", *FILTERS, "x", *SETTINGS]  # the query parameters this page owns
 
 
 # Values and settings
@@ -41,7 +52,7 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _sort_key(text: str) -> tuple[int, float, str]:
+def sort_key(text: str) -> tuple[int, float, str]:
     # Numbers in numeric order, then text: "0.01" < "0.1" < "1" < "adam".
     try:
         return (0, float(text), "")
@@ -51,7 +62,7 @@ def _sort_key(text: str) -> tuple[int, float, str]:
 
 def setting_values(runs: Iterable[Run], key: str) -> list[str]:
     """The distinct values (as text) that `runs` use for setting `key`, in natural order."""
-    return sorted({fmt_value(getattr(r.config, key)) for r in runs}, key=_sort_key)
+    return sorted({fmt_value(getattr(r.config, key)) for r in runs}, key=sort_key)
 
 
 def varying_settings(runs: Sequence[Run]) -> list[str]:
@@ -104,9 +115,6 @@ def filter_runs(
     ]
 
 
-# Bulk reads (read-only SQL against the run store's file)
-
-
 # The runs table
 
 
@@ -152,8 +160,18 @@ def runs_table(
         row[ACCURACY] = best_accuracy(run, summaries)
         row["test accuracy"] = run.test_accuracy
         rows.append(row)
-    columns = ["id", "name", "status", "tags", "sweep", "started", "duration (s)", *settings,
-               ACCURACY, "test accuracy"]  # fmt: skip
+    columns = [
+        "id",
+        "name",
+        "status",
+        "tags",
+        "sweep",
+        "started",
+        "duration (s)",
+        *settings,
+        ACCURACY,
+        "test accuracy",
+    ]
     table = pd.DataFrame(rows, columns=columns)
     table["started"] = pd.to_datetime(table["started"])
     for key in ("duration (s)", ACCURACY, "test accuracy"):
@@ -193,149 +211,115 @@ def _inert(value: Any) -> Any:
     return value
 
 
-# Figures
+# The view: URL, session and the table's ticks
 
 
-def curves_figure(
-    runs: Sequence[Run],
-    epochs: Mapping[int, Sequence[Mapping[str, float]]],
-    colors: Mapping[int, str],
-    labels: Mapping[int, str],
-    x: str = "epoch",
-    height: int = 380,
-) -> go.Figure:
-    """Validation accuracy, validation loss and training loss of `runs`, overlaid.
+def setting_key(name: str) -> str:
+    """The session key of the values kept for setting `name`."""
+    return f"compare_set_{name}"
 
-    `x` is "epoch" or "seconds" (wall-clock time since each run started); one colour and one
-    legend entry per run, shared by the three panels.
+
+def read_url(params: Any) -> dict[str, list[str]]:
+    """This page's query parameters, leaving out the others (the sidebar's model)."""
+    return {p: v for p in PARAMS if (v := params.get_all(p))}
+
+
+def write_url(params: Any, session: MutableMapping[str, Any], wanted: dict[str, list[str]]) -> None:
+    """Put this page's view in the URL, touching only the parameters that change."""
+    current = read_url(params)
+    for param in PARAMS:
+        value = wanted.get(param) or []
+        if value != current.get(param, []):
+            if value:
+                params[param] = value
+            else:
+                params.pop(param, None)
+    session[URL_MEMO] = {p: v for p, v in wanted.items() if v}
+
+
+def follow_link(
+    session: MutableMapping[str, Any],
+    url: dict[str, list[str]],
+    options: Mapping[str, Sequence[str]],
+    varying: Sequence[str],
+    known: Collection[int],
+) -> list[int]:
+    """Let a link (a URL this page did not write: shared, or the Train page's "vary one
+    setting") decide the whole view; returns the linked runs that are not in the store.
+
+    Without a link the view stays as this session left it.
     """
-    fig = make_subplots(
-        rows=1, cols=3, subplot_titles=("Validation accuracy", "Validation loss", "Training loss"),
-        horizontal_spacing=0.07,
-    )  # fmt: skip
-    x_key = "elapsed" if x == "seconds" else "epoch"
-    x_hover = "%{x:.0f} s" if x == "seconds" else "epoch %{x}"
-    panels = (("val_accuracy", "%{y:.2%}"), ("val_loss", "%{y:.4f}"), ("train_loss", "%{y:.4f}"))
-    for run in runs:
-        rows = epochs.get(run.id, [])
-        for col, (metric, y_hover) in enumerate(panels, start=1):
-            fig.add_trace(
-                go.Scatter(
-                    x=[e[x_key] for e in rows], y=[e[metric] for e in rows],
-                    mode="lines+markers", name=labels[run.id], legendgroup=str(run.id),
-                    showlegend=col == 1, line=dict(color=colors[run.id], width=2),
-                    marker=dict(size=5),
-                    hovertemplate=f"{x_hover}: {y_hover}<extra>{labels[run.id]}</extra>",
-                ),
-                row=1, col=col,
-            )  # fmt: skip
-    fig.update_xaxes(title_text=X_AXES[x])
-    fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=1)
-    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=2)
-    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=3)
-    fig.update_layout(
-        height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
-    )
-    return fig
+    if not url or url == session.get(URL_MEMO):
+        return []
+    session[SELECTED] = parse_run_ids(",".join(url.get("runs", [])))
+    session.pop(VISIBLE, None)  # the table's old ticks must not override the link
+    for param, key in FILTERS.items():
+        session[key] = [v for v in url.get(param, []) if v in options[param]]
+    session[SETTINGS_SHOWN] = [k for k in varying if k in url]
+    for k in varying:
+        session[setting_key(k)] = url.get(k, [])
+    session[X_AXIS] = "seconds" if url.get("x") == ["seconds"] else "epoch"
+    return [i for i in session[SELECTED] if i not in known]
 
 
-def _dimension(key: str, texts: Sequence[str]) -> dict[str, Any]:
-    """A parallel-coordinates axis for one setting; text is categorical, wide ranges are log."""
-    distinct = sorted(set(texts), key=_sort_key)
-    if all(_sort_key(t)[0] == 0 for t in distinct):
-        low, high = float(distinct[0]), float(distinct[-1])
-        if low > 0 and high / low >= 100:
-            # Learning rates 0.001 … 1 would crowd at the bottom of a linear axis.
-            log = {t: math.log10(float(t)) for t in distinct}
-            return dict(label=f"{key} (log)", values=[log[t] for t in texts],
-                        tickvals=list(log.values()), ticktext=distinct)  # fmt: skip
-        return dict(label=key, values=[float(t) for t in texts])
-    index = {t: i for i, t in enumerate(distinct)}
-    return dict(label=key, values=[index[t] for t in texts], tickvals=list(index.values()),
-                ticktext=distinct)  # fmt: skip
+def keep_valid(session: MutableMapping[str, Any], key: str, options: Sequence[str]) -> None:
+    """Drop chosen values that are no longer offered (a deleted run's tag, a sweep): a
+    multiselect given a value outside its options fails."""
+    if key in session and any(v not in options for v in session[key]):
+        session[key] = [v for v in session[key] if v in options]
 
 
-def parallel_figure(
-    runs: Sequence[Run],
-    summaries: Mapping[int, Mapping[str, float]],
-    colors: Mapping[int, str],
-    height: int = 420,
-) -> go.Figure | None:
-    """Every run with an accuracy as one line through its differing settings to its accuracy.
+def reconcile_selection(
+    session: MutableMapping[str, Any], visible: Sequence[int], known: Collection[int]
+) -> set[int]:
+    """The selected run ids, after the ticks the table last reported; the table's ticks are
+    then set to the selected runs among the `visible` rows.
 
-    Selected runs (the keys of `colors`) are drawn in their colours over the others in grey;
-    with none selected, lines are coloured by accuracy. None when there is nothing to compare.
+    The selection is kept as run ids: the ticks are row positions, which move whenever a
+    filter changes, so the last ticks are folded into the ids before the table is redrawn.
     """
-    scored = [r for r in runs if best_accuracy(r, summaries) is not None]
-    keys = varying_settings(scored)
-    if len(scored) < 2 or not keys:
-        return None
-    # Grey lines first, so the selected runs are drawn on top of them.
-    scored.sort(key=lambda r: (r.id in colors, r.id))
-    accuracy = [best_accuracy(r, summaries) for r in scored]
-    dims = [_dimension(k, [fmt_value(getattr(r.config, k)) for r in scored]) for k in keys]
-    dims.append(dict(label=ACCURACY, values=accuracy, tickformat=".1%"))
-    chosen = sorted(set(colors) & {r.id for r in scored})
-    if chosen:
-        # A stepped colour scale: value i is the i-th selected run's colour, the last step grey.
-        steps = [*(colors[i] for i in chosen), OTHER_COLOR]
-        position = {run_id: i for i, run_id in enumerate(chosen)}
-        scale = []
-        for i, color in enumerate(steps):
-            scale += [[i / len(steps), color], [(i + 1) / len(steps), color]]
-        line = dict(color=[position.get(r.id, len(chosen)) for r in scored], colorscale=scale,
-                    cmin=-0.5, cmax=len(chosen) + 0.5, showscale=False)  # fmt: skip
-    else:
-        line = dict(color=accuracy, colorscale="Viridis", showscale=True,
-                    colorbar=dict(title=dict(text="accuracy"), tickformat=".1%"))  # fmt: skip
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
-    fig.update_layout(height=height, margin=dict(l=60, r=60, t=50, b=20))
-    return fig
+    selected = set(session.get(SELECTED, []))
+    if VISIBLE in session and TABLE in session:
+        selected = merge_ticks(selected, session[VISIBLE], session[TABLE]["selection"]["rows"])
+    selected &= set(known)
+    rows = [i for i, run_id in enumerate(visible) if run_id in selected]
+    if TABLE not in session or list(session[TABLE]["selection"]["rows"]) != rows:
+        session[TABLE] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    session[SELECTED], session[VISIBLE] = sorted(selected), list(visible)
+    return selected
 
 
-def time_scatter(
-    runs: Sequence[Run],
-    summaries: Mapping[int, Mapping[str, float]],
-    colors: Mapping[int, str],
-    labels: Mapping[int, str],
-    now: float,
-    height: int = 380,
-) -> go.Figure | None:
-    """Best validation accuracy against training time, one point per run; None if no run has
-    both. Selected runs (the keys of `colors`) get their colour and a legend entry."""
-    points = [
-        (r, best_accuracy(r, summaries), duration(r, summaries, now))
-        for r in runs
-        if best_accuracy(r, summaries) is not None and duration(r, summaries, now) is not None
-    ]
-    if not points:
-        return None
-    fig = go.Figure()
-    others = [p for p in points if p[0].id not in colors]
-    if others:
-        fig.add_trace(
-            go.Scatter(
-                x=[p[2] for p in others], y=[p[1] for p in others], mode="markers",
-                name="other runs", marker=dict(color=OTHER_COLOR, size=8),
-                text=[f"#{p[0].id} {p[0].name}" for p in others],
-                hovertemplate="%{text}<br>%{x:.0f} s: %{y:.2%}<extra></extra>",
+def view_url(
+    selected: Collection[int],
+    filters: Mapping[str, Sequence[str]],
+    settings: Mapping[str, Sequence[str]],
+    x: str | None,
+) -> dict[str, list[str]]:
+    """The query parameters of a view: the selected runs, the filters (by parameter), the
+    setting filters and the horizontal axis (epochs are the default, so not written)."""
+    return {
+        "runs": [",".join(map(str, sorted(selected)))] if selected else [],
+        **{param: list(values) for param, values in filters.items()},
+        **{name: list(values) for name, values in settings.items()},
+        "x": ["seconds"] if x == "seconds" else [],
+    }
+
+
+def delete_runs(store: RunStore, ids: Iterable[int]) -> tuple[list[int], list[str]]:
+    """Delete runs with their files; returns the ids gone and a message per run kept (a run
+    still training is refused, a store fault is named)."""
+    done, messages = [], []
+    for run_id in ids:
+        try:
+            store.delete(run_id)
+            done.append(run_id)
+        except KeyError:
+            done.append(run_id)  # already gone: someone else deleted it
+        except ValueError:
+            messages.append(
+                f"Run #{run_id} is still training, so it was not deleted: stop it on the "
+                "Train page first, then delete it here."
             )
-        )  # fmt: skip
-    for run, acc, secs in sorted((p for p in points if p[0].id in colors), key=lambda p: p[0].id):
-        fig.add_trace(
-            go.Scatter(
-                x=[secs], y=[acc], mode="markers", name=labels.get(run.id, f"#{run.id}"),
-                marker=dict(color=colors[run.id], size=12, line=dict(color="white", width=1)),
-                hovertemplate=f"#{run.id} {run.name}<br>%{{x:.0f}} s: %{{y:.2%}}<extra></extra>",
-            )
-        )  # fmt: skip
-    fig.update_xaxes(title_text=TIME, rangemode="tozero")
-    fig.update_yaxes(title_text=ACCURACY, tickformat=".1%")
-    fig.update_layout(
-        height=height,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
-    )
-    return fig
+        except StoreError as exc:
+            messages.append(f"Run #{run_id} was not deleted: {exc}")
+    return done, messages

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ CHOICE_KEY = "model_choice"  # the session key app.py puts the picked ModelChoic
 DATA_DIRS_ENV = "MNIST_DATA_DIRS"  # more folders the app may read data from, ':'-separated
 STATUS_LABELS = {"learned_nothing": "learned nothing"}
 CACHED = 8  # results kept per cached page computation: every cache is bounded
+FileKey = tuple[str, float]  # a model file's path and modification time: what it is cached by
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,39 @@ def dataset(data_dir: str = "") -> Dataset:
 # Models
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
-def _load(path: str, mtime: float) -> tuple[Model, dict[str, Any]]:
+# 64: every epoch's snapshot of a run stays loaded while its training is replayed.
+@st.cache_resource(show_spinner="Loading the model…", max_entries=64)
+def cached_model(path: str, mtime: float) -> tuple[Model, dict[str, Any]]:
+    """The model saved at `path` and its metadata, loaded once per modification time and
+    shared by every session: read its weights, or run it on an image or two (see
+    working_copy). Raises ModelFileError."""
     return load_model(path)
+
+
+def file_key(path: Path) -> FileKey:
+    """What a model file is cached by: its path and modification time (OSError if gone)."""
+    return str(path), path.stat().st_mtime
+
+
+def model_at(path: Path) -> tuple[Model, dict[str, Any]]:
+    """The model saved at `path` (a checkpoint or an epoch's snapshot) and its metadata,
+    cached until the file changes; raises ModelFileError or OSError."""
+    return cached_model(*file_key(path))
 
 
 def load(choice: ModelChoice) -> tuple[Model, dict[str, Any]]:
     """The model and its metadata for a choice, cached until its file changes."""
-    return _load(str(choice.path), choice.path.stat().st_mtime)
+    return model_at(choice.path)
+
+
+def working_copy(path: str, mtime: float) -> Model:
+    """A private copy of the cached model at `path`, to run on many images: a layer keeps
+    its last batch for the backward pass, and a batch of 1,000 images kept by the shared
+    model would stay in the cache."""
+    shared, _ = cached_model(path, mtime)
+    model = Model(shared.spec)
+    model.set_weights(shared.get_weights())
+    return model
 
 
 def run_choice(run: Run) -> ModelChoice:
@@ -154,8 +181,20 @@ def run_choice(run: Run) -> ModelChoice:
     its status (the checkpoint of a diverged or killed run is its best epoch's)."""
     accuracy = f" · {run.test_accuracy:.2%}" if run.test_accuracy is not None else ""
     status = "" if run.status == "finished" else f" · {status_label(run.status)}"
-    return ModelChoice(f"run-{run.id}", f"#{run.id} {run.name}{accuracy}{status}",
-                       run.checkpoint, run.id)  # fmt: skip
+    return ModelChoice(
+        f"run-{run.id}", f"#{run.id} {run.name}{accuracy}{status}", run.checkpoint, run.id
+    )
+
+
+def run_of(choice: ModelChoice) -> Run | None:
+    """The run behind a model choice; None for a shipped model, or when the run is gone or
+    the store cannot say (its weights still show)."""
+    if choice.run_id is None:
+        return None
+    try:
+        return store().get(choice.run_id)
+    except (KeyError, StoreError):
+        return None
 
 
 def trained_runs() -> tuple[list[Run], str | None]:
@@ -243,6 +282,19 @@ def model_data(meta: dict[str, Any]) -> tuple[Dataset, str, list[str]]:
     data_dir = str((meta.get("config") or {}).get("data_dir") or "")
     data = dataset(data_dir)
     return data, data_dir, [str(n) for n in (meta.get("class_names") or data.class_names)]
+
+
+# Tabs
+
+
+def lazy_tabs(tabs: dict[str, Callable[[], None]], key: str) -> None:
+    """Tabs (label: what draws it) kept in the URL under `key`; only the open one is drawn,
+    so a tab's computations (and a WebGL chart) are paid for when it is opened."""
+    shown = st.tabs(list(tabs), key=key, on_change="rerun", bind="query-params")
+    for tab, draw in zip(shown, tabs.values(), strict=True):
+        if tab.open:
+            with tab:
+                draw()
 
 
 # The sidebar's training status

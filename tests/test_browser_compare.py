@@ -11,7 +11,7 @@ import pytest
 
 from core.runs import Run, RunStore
 from tests.browser import exception_boxes, wait_for_app
-from tests.test_compare import BASE, fast_writes, seed_run
+from tests.test_compare import BASE, seed_run
 
 pytestmark = pytest.mark.browser
 SWEEP = "browser-compare"
@@ -22,14 +22,13 @@ ROW_HEIGHT = 35  # st.dataframe's default row height, and its header's, in pixel
 def seeded(app_server) -> list[Run]:
     """The issue's example in the app's own store: learning rate 0.01 / 0.1 / 1, one sweep."""
     store = RunStore(app_server.runs_dir)
-    with fast_writes(store):
-        runs = [
-            seed_run(store, f"browser lr {lr:g}", BASE.replace(lr=lr), val, test=val[-1],
-                     seconds=20.0 + i, sweep=SWEEP)
-            for i, (lr, val) in enumerate(
-                [(0.01, (0.41, 0.52, 0.6)), (0.1, (0.8, 0.86, 0.9)), (1.0, (0.9, 0.93, 0.94))]
-            )
-        ]  # fmt: skip
+    runs = [
+        seed_run(store, f"browser lr {lr:g}", BASE.replace(lr=lr), val, test=val[-1],
+                 seconds=20.0 + i, sweep=SWEEP)
+        for i, (lr, val) in enumerate(
+            [(0.01, (0.41, 0.52, 0.6)), (0.1, (0.8, 0.86, 0.9)), (1.0, (0.9, 0.93, 0.94))]
+        )
+    ]  # fmt: skip
     yield runs
     for run in runs:  # the server is shared by every browser test: leave its store as found
         with contextlib.suppress(KeyError):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,26 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import HELP, TrainConfig
 from core.runs import Run, RunStore
-from dashboard import compare as cmp
+from dashboard import compare, compare_figures
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = TrainConfig(train_size=1000, epochs=3)
-
-
-@contextmanager
-def fast_writes(store: RunStore) -> Iterator[None]:
-    """Hold one idle connection while seeding a store.
-
-    Each RunStore write opens and closes its own connection; when that is the last one open,
-    SQLite checkpoints the WAL and syncs the disk on close (10-30 ms a write). One idle
-    reader keeps every close cheap, so 500 runs seed in seconds.
-    """
-    keep = sqlite3.connect(store.path)
-    keep.execute("SELECT COUNT(*) FROM runs").fetchone()
-    try:
-        yield
-    finally:
-        keep.close()
 
 
 def seed_run(
@@ -77,40 +59,39 @@ def store(tmp_path) -> RunStore:
 @pytest.fixture
 def lr_runs(store) -> list[Run]:
     """The issue's example: learning rate 0.01 / 0.1 / 1, plus an Adam run outside the sweep."""
-    with fast_writes(store):
-        return [
-            seed_run(store, "slow", BASE.replace(lr=0.01), (0.40, 0.55, 0.61), test=0.60,
-                     seconds=30.0, sweep="lr-sweep"),
-            seed_run(store, "medium", BASE.replace(lr=0.1), (0.80, 0.86, 0.90), test=0.89,
-                     seconds=31.0, sweep="lr-sweep"),
-            seed_run(store, "fast", BASE.replace(lr=1.0), (0.90, 0.93, 0.92), test=0.925,
-                     seconds=29.0, sweep="lr-sweep", tags=["best"]),
-            seed_run(store, "adam", BASE.replace(optimizer="adam", lr=0.001), (0.88, 0.91),
-                     status="stopped", test=0.905, seconds=20.0),
-        ]  # fmt: skip
+    return [
+        seed_run(store, "slow", BASE.replace(lr=0.01), (0.40, 0.55, 0.61), test=0.60,
+                 seconds=30.0, sweep="lr-sweep"),
+        seed_run(store, "medium", BASE.replace(lr=0.1), (0.80, 0.86, 0.90), test=0.89,
+                 seconds=31.0, sweep="lr-sweep"),
+        seed_run(store, "fast", BASE.replace(lr=1.0), (0.90, 0.93, 0.92), test=0.925,
+                 seconds=29.0, sweep="lr-sweep", tags=["best"]),
+        seed_run(store, "adam", BASE.replace(optimizer="adam", lr=0.001), (0.88, 0.91),
+                 status="stopped", test=0.905, seconds=20.0),
+    ]  # fmt: skip
 
 
 # Pure functions
 
 
 def test_values_read_the_same_everywhere():
-    assert [cmp.fmt_value(v) for v in (True, False, [128, 64], 0.1, 1.0, 1e-05, 7, "adam")] == [
+    assert [compare.fmt_value(v) for v in (True, False, [128, 64], 0.1, 1.0, 1e-05, 7, "adam")] == [
         "true", "false", "128,64", "0.1", "1", "1e-05", "7", "adam"
     ]  # fmt: skip
-    assert cmp.parse_run_ids(" 3, 1,x,3,,-2, 12") == [1, 3, 12]
-    assert cmp.parse_run_ids(None) == [] and cmp.parse_run_ids("") == []
+    assert compare.parse_run_ids(" 3, 1,x,3,,-2, 12") == [1, 3, 12]
+    assert compare.parse_run_ids(None) == [] and compare.parse_run_ids("") == []
 
 
 def test_varying_settings_and_values(lr_runs):
-    assert cmp.varying_settings(lr_runs) == ["optimizer", "lr"]  # TrainConfig's order
-    assert cmp.varying_settings(lr_runs[:3]) == ["lr"]
-    assert cmp.varying_settings(lr_runs[:1]) == []
-    assert cmp.setting_values(lr_runs, "lr") == ["0.001", "0.01", "0.1", "1"]  # numeric order
+    assert compare.varying_settings(lr_runs) == ["optimizer", "lr"]  # TrainConfig's order
+    assert compare.varying_settings(lr_runs[:3]) == ["lr"]
+    assert compare.varying_settings(lr_runs[:1]) == []
+    assert compare.setting_values(lr_runs, "lr") == ["0.001", "0.01", "0.1", "1"]  # numeric order
 
 
 def test_filters_combine_with_and_across_and_or_within(lr_runs):
     def names(**kw):
-        return [r.name for r in cmp.filter_runs(lr_runs, **kw)]
+        return [r.name for r in compare.filter_runs(lr_runs, **kw)]
 
     assert names() == ["slow", "medium", "fast", "adam"]
     assert names(statuses=["stopped"]) == ["adam"]
@@ -123,20 +104,75 @@ def test_filters_combine_with_and_across_and_or_within(lr_runs):
 
 def test_ticks_are_folded_into_the_selection_by_run_id():
     # Run 7 is selected but filtered out of a table showing runs 5, 4, 3 (newest first).
-    assert cmp.merge_ticks({7, 4}, [5, 4, 3], [0, 2]) == {7, 5, 3}
-    assert cmp.merge_ticks({7, 4}, [5, 4, 3], []) == {7}
-    assert cmp.merge_ticks(set(), [], [0, 3]) == set()  # stale ticks from an older table
-    assert cmp.merge_ticks({1}, [1], [5]) == set()
+    assert compare.merge_ticks({7, 4}, [5, 4, 3], [0, 2]) == {7, 5, 3}
+    assert compare.merge_ticks({7, 4}, [5, 4, 3], []) == {7}
+    assert compare.merge_ticks(set(), [], [0, 3]) == set()  # stale ticks from an older table
+    assert compare.merge_ticks({1}, [1], [5]) == set()
+
+
+class FakeParams(dict):
+    """Streamlit's query parameters as the Compare page uses them: lists of values."""
+
+    def get_all(self, key: str) -> list[str]:
+        value = self.get(key, [])
+        return list(value) if isinstance(value, list) else [value]
+
+
+def test_a_link_decides_the_whole_view_once():
+    session = {compare.SELECTED: [9], compare.VISIBLE: [9, 8], "compare_status": ["failed"]}
+    url = {"runs": ["3,5,77"], "status": ["finished", "bogus"], "lr": ["0.1"], "x": ["seconds"]}
+    options = {"status": ["finished", "failed"], "sweep": [], "tag": ["best"]}
+    missing = compare.follow_link(session, url, options, ["lr", "epochs"], known={3, 5, 9})
+    assert missing == [77]
+    assert session[compare.SELECTED] == [3, 5, 77] and compare.VISIBLE not in session
+    assert session["compare_status"] == ["finished"]  # an unknown value is dropped
+    assert session["compare_sweep"] == [] and session["compare_tag"] == []
+    assert session[compare.SETTINGS_SHOWN] == ["lr"] and session["compare_set_lr"] == ["0.1"]
+    assert session["compare_set_epochs"] == [] and session[compare.X_AXIS] == "seconds"
+    # The page then writes the URL it shows; that same URL is no link, and changes nothing.
+    params = FakeParams(model="mlp", runs=["3,5,77"])
+    wanted = compare.view_url({3, 5}, {"status": ["finished"]}, {"lr": ["0.1"]}, "seconds")
+    compare.write_url(params, session, wanted)
+    shown = {"runs": ["3,5"], "status": ["finished"], "lr": ["0.1"], "x": ["seconds"]}
+    assert params == {"model": "mlp", **shown}  # the sidebar's model is left alone
+    session[compare.SELECTED] = [5]
+    assert compare.follow_link(session, compare.read_url(params), options, ["lr"], {3, 5}) == []
+    assert session[compare.SELECTED] == [5]
+    assert compare.read_url(params) == shown
+
+
+def test_the_selection_follows_the_ticks_of_the_rows_shown():
+    session = {compare.SELECTED: [7, 4], compare.VISIBLE: [5, 4, 3]}
+    session[compare.TABLE] = {"selection": {"rows": [0, 2]}}  # ticked 5 and 3, unticked 4
+    selected = compare.reconcile_selection(session, [5, 3, 7], known={3, 4, 5, 7})
+    assert selected == {3, 5, 7}
+    assert session[compare.SELECTED] == [3, 5, 7] and session[compare.VISIBLE] == [5, 3, 7]
+    assert session[compare.TABLE]["selection"]["rows"] == [0, 1, 2]  # redrawn for the new rows
+    # A deleted run leaves the selection; without a table yet, the ticks are made.
+    session = {compare.SELECTED: [1, 2]}
+    assert compare.reconcile_selection(session, [2, 1], known={1}) == {1}
+    assert session[compare.TABLE]["selection"]["rows"] == [1]
+    assert compare.view_url(set(), {}, {}, "epoch") == {"runs": [], "x": []}
+
+
+def test_deleting_runs_keeps_one_that_trains_and_names_it(store, lr_runs):
+    live = seed_run(store, "live", val=(0.5,), status="running")  # pid: this process
+    done, problems = compare.delete_runs(store, [lr_runs[0].id, live.id, 999])
+    assert done == [lr_runs[0].id, 999]  # a run already gone counts as deleted
+    assert len(problems) == 1 and f"Run #{live.id} is still training" in problems[0]
+    assert {r.id for r in store.list()} == {live.id, *(r.id for r in lr_runs[1:])}
 
 
 def test_colours_are_distinct_and_labels_name_the_difference(lr_runs):
-    colors = cmp.run_colors([9, 3, 5])
+    colors = compare.run_colors([9, 3, 5])
     assert list(colors) == [3, 5, 9] and len(set(colors.values())) == 3
-    assert len(set(cmp.run_colors(range(len(cmp.PALETTE))).values())) == len(cmp.PALETTE)
+    assert len(set(compare.run_colors(range(len(compare.PALETTE))).values())) == len(
+        compare.PALETTE
+    )
     slow = lr_runs[0]
-    assert cmp.run_label(slow, ["lr"]) == f"#{slow.id} lr=0.01"
-    assert cmp.run_label(slow) == f"#{slow.id} slow"
-    assert cmp.run_label(slow, ["lr", "epochs", "seed", "arch"]).endswith(", …")
+    assert compare.run_label(slow, ["lr"]) == f"#{slow.id} lr=0.01"
+    assert compare.run_label(slow) == f"#{slow.id} slow"
+    assert compare.run_label(slow, ["lr", "epochs", "seed", "arch"]).endswith(", …")
 
 
 def test_bulk_reads_match_the_store(store, lr_runs):
@@ -151,56 +187,57 @@ def test_bulk_reads_match_the_store(store, lr_runs):
 
 
 def test_runs_table_shows_known_metrics_and_only_varying_settings(store, lr_runs):
-    with fast_writes(store):
-        live = seed_run(store, "live", BASE.replace(lr=0.5), (0.7, 0.75), status="running")
+    live = seed_run(store, "live", BASE.replace(lr=0.5), (0.7, 0.75), status="running")
     runs = store.list()
     summaries = store.epoch_summaries()
     now = live.started + 42.0
-    table = cmp.runs_table(runs, cmp.varying_settings(runs), summaries, now)
+    table = compare.runs_table(runs, compare.varying_settings(runs), summaries, now)
     assert list(table.columns) == ["id", "name", "status", "tags", "sweep", "started",
-                                   "duration (s)", "optimizer", "lr", cmp.ACCURACY,
+                                   "duration (s)", "optimizer", "lr", compare.ACCURACY,
                                    "test accuracy"]  # fmt: skip
     rows = table.set_index("name")
-    assert rows.loc["fast", cmp.ACCURACY] == 0.93 and rows.loc["fast", "test accuracy"] == 0.925
+    assert rows.loc["fast", compare.ACCURACY] == 0.93 and rows.loc["fast", "test accuracy"] == 0.925
     assert rows.loc["fast", "tags"] == "best" and rows.loc["fast", "sweep"] == "lr-sweep"
     assert rows.loc["slow", "duration (s)"] == 30.0 and rows.loc["slow", "lr"] == 0.01
     assert rows.loc["adam", "status"] == "stopped" and rows.loc["adam", "optimizer"] == "adam"
     # A run still training: best epoch so far, time so far, no test accuracy yet.
-    assert rows.loc["live", cmp.ACCURACY] == 0.75
+    assert rows.loc["live", compare.ACCURACY] == 0.75
     assert rows.loc["live", "duration (s)"] == pytest.approx(42.0)
     assert pd.isna(rows.loc["live", "test accuracy"])
     assert rows.loc["live", "started"] == pd.Timestamp.fromtimestamp(live.started)
 
 
 def test_config_diff_shows_only_the_settings_that_differ(lr_runs):
-    diff = cmp.config_diff(lr_runs[:3])
+    diff = compare.config_diff(lr_runs[:3])
     assert list(diff.index) == ["lr"]
     assert list(diff.loc["lr"])[:3] == ["0.01", "0.1", "1"]
     assert diff.loc["lr", "what it means"] == HELP["lr"]
     assert list(diff.columns)[:3] == [f"#{r.id} {r.name}" for r in lr_runs[:3]]
-    assert list(cmp.config_diff(lr_runs).index) == ["optimizer", "lr"]
-    assert cmp.config_diff(lr_runs[:1]).empty
+    assert list(compare.config_diff(lr_runs).index) == ["optimizer", "lr"]
+    assert compare.config_diff(lr_runs[:1]).empty
 
 
 def test_csv_export_round_trips_and_defuses_formulas(store, lr_runs):
     store.rename(lr_runs[0].id, '=HYPERLINK("http://x")')
     runs = store.list()
-    table = cmp.runs_table(runs, ["lr"], store.epoch_summaries(), time.time())
-    back = pd.read_csv(io.BytesIO(cmp.to_csv(table)))
+    table = compare.runs_table(runs, ["lr"], store.epoch_summaries(), time.time())
+    back = pd.read_csv(io.BytesIO(compare.to_csv(table)))
     assert back["id"].tolist() == table["id"].tolist()
-    assert back[cmp.ACCURACY].tolist() == table[cmp.ACCURACY].tolist()
+    assert back[compare.ACCURACY].tolist() == table[compare.ACCURACY].tolist()
     assert back.set_index("id").loc[lr_runs[0].id, "name"] == '\'=HYPERLINK("http://x")'
-    epochs = pd.read_csv(io.BytesIO(cmp.to_csv(cmp.epochs_frame(store.epochs(lr_runs[1].id)))))
+    epochs = pd.read_csv(
+        io.BytesIO(compare.to_csv(compare.epochs_frame(store.epochs(lr_runs[1].id))))
+    )
     assert epochs["val_accuracy"].tolist() == [0.80, 0.86, 0.90]
-    assert list(epochs.columns) == cmp.EPOCH_COLUMNS
+    assert list(epochs.columns) == compare.EPOCH_COLUMNS
 
 
 def test_curves_overlay_runs_in_one_colour_each(store, lr_runs):
     runs = lr_runs[:3]
-    colors = cmp.run_colors(r.id for r in runs)
-    labels = {r.id: cmp.run_label(r, ["lr"]) for r in runs}
+    colors = compare.run_colors(r.id for r in runs)
+    labels = {r.id: compare.run_label(r, ["lr"]) for r in runs}
     epochs = store.epochs_of([r.id for r in runs])
-    fig = cmp.curves_figure(runs, epochs, colors, labels)
+    fig = compare_figures.curves_figure(runs, epochs, colors, labels)
     assert len(fig.data) == 9  # three panels per run
     for run in runs:
         traces = [t for t in fig.data if t.legendgroup == str(run.id)]
@@ -211,18 +248,18 @@ def test_curves_overlay_runs_in_one_colour_each(store, lr_runs):
     assert list(medium[2].y) == [2.0, 1.0, pytest.approx(2 / 3)]  # training loss
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "accuracy"
     assert fig.layout.yaxis2.title.text == fig.layout.yaxis3.title.text == "cross-entropy loss"
-    by_time = cmp.curves_figure(runs, epochs, colors, labels, x="seconds")
+    by_time = compare_figures.curves_figure(runs, epochs, colors, labels, x="seconds")
     assert list(by_time.data[0].x) == [1.5, 3.0, 4.5]
-    assert by_time.layout.xaxis.title.text == cmp.X_AXES["seconds"]
+    assert by_time.layout.xaxis.title.text == compare_figures.X_AXES["seconds"]
 
 
 def test_parallel_coordinates_axes_and_colours(store, lr_runs):
     summaries = store.epoch_summaries()
-    chosen = cmp.run_colors([lr_runs[0].id, lr_runs[2].id])
-    fig = cmp.parallel_figure(lr_runs, summaries, chosen)
+    chosen = compare.run_colors([lr_runs[0].id, lr_runs[2].id])
+    fig = compare_figures.parallel_figure(lr_runs, summaries, chosen)
     (trace,) = fig.data
     labels = [d.label for d in trace.dimensions]
-    assert labels == ["optimizer", "lr (log)", cmp.ACCURACY]
+    assert labels == ["optimizer", "lr (log)", compare.ACCURACY]
     assert list(trace.dimensions[0].ticktext) == ["adam", "sgd"]
     assert list(trace.dimensions[1].ticktext) == ["0.001", "0.01", "0.1", "1"]
     assert list(trace.dimensions[1].tickvals) == pytest.approx([-3, -2, -1, 0])
@@ -230,26 +267,28 @@ def test_parallel_coordinates_axes_and_colours(store, lr_runs):
     assert sorted(trace.dimensions[2].values) == sorted([0.61, 0.90, 0.93, 0.91])
     assert list(trace.dimensions[2].values)[-2:] == [0.61, 0.93]
     scale = dict((color, pos) for pos, color in trace.line.colorscale)
-    assert set(scale) == {*chosen.values(), cmp.OTHER_COLOR}
+    assert set(scale) == {*chosen.values(), compare_figures.OTHER_COLOR}
     assert list(trace.line.color) == [2, 2, 0, 1]
-    unselected = cmp.parallel_figure(lr_runs, summaries, {}).data[0]
+    unselected = compare_figures.parallel_figure(lr_runs, summaries, {}).data[0]
     assert list(unselected.line.color) == list(unselected.dimensions[-1].values)
-    assert cmp.parallel_figure(lr_runs[:1], summaries, {}) is None
-    assert cmp.parallel_figure(lr_runs[:3], {}, {}) is not None  # best accuracy from the runs
+    assert compare_figures.parallel_figure(lr_runs[:1], summaries, {}) is None
+    assert (
+        compare_figures.parallel_figure(lr_runs[:3], {}, {}) is not None
+    )  # best accuracy from the runs
 
 
 def test_scatter_of_accuracy_against_time(store, lr_runs):
     summaries = store.epoch_summaries()
-    colors = cmp.run_colors([lr_runs[1].id])
+    colors = compare.run_colors([lr_runs[1].id])
     labels = {lr_runs[1].id: "#2 lr=0.1"}
-    fig = cmp.time_scatter(lr_runs, summaries, colors, labels, time.time())
+    fig = compare_figures.time_scatter(lr_runs, summaries, colors, labels, time.time())
     others, chosen = fig.data
-    assert others.marker.color == cmp.OTHER_COLOR and len(others.x) == 3
+    assert others.marker.color == compare_figures.OTHER_COLOR and len(others.x) == 3
     assert chosen.marker.color == colors[lr_runs[1].id] and chosen.name == "#2 lr=0.1"
     assert (chosen.x[0], chosen.y[0]) == (31.0, 0.90)
-    assert fig.layout.xaxis.title.text == cmp.TIME
-    assert fig.layout.yaxis.title.text == cmp.ACCURACY
-    assert cmp.time_scatter([], summaries, {}, {}, time.time()) is None
+    assert fig.layout.xaxis.title.text == compare_figures.TIME
+    assert fig.layout.yaxis.title.text == compare.ACCURACY
+    assert compare_figures.time_scatter([], summaries, {}, {}, time.time()) is None
 
 
 # The page (AppTest)
@@ -298,7 +337,9 @@ def test_table_lists_every_run_with_its_metrics(monkeypatch, store, lr_runs):
     table = runs_frame(at)
     assert sorted(table["id"]) == sorted(r.id for r in lr_runs)
     rows = table.set_index("name")
-    assert rows.loc["medium", cmp.ACCURACY] == 0.90 and rows.loc["medium", "test accuracy"] == 0.89
+    assert (
+        rows.loc["medium", compare.ACCURACY] == 0.90 and rows.loc["medium", "test accuracy"] == 0.89
+    )
     assert rows.loc["adam", "status"] == "stopped"
     assert {"optimizer", "lr"} <= set(table.columns) and "epochs" not in table.columns
     assert "4 of 4 runs shown · 0 selected" in caption(at, "runs shown")
@@ -369,7 +410,7 @@ def test_time_axis_round_trips_through_the_url(monkeypatch, store, lr_runs):
     medium = lr_runs[1]
     at = open_page(monkeypatch, store.root, runs=str(medium.id), x="seconds")
     (curves,) = charts(at)
-    assert curves["layout"]["xaxis"]["title"]["text"] == cmp.X_AXES["seconds"]
+    assert curves["layout"]["xaxis"]["title"]["text"] == compare_figures.X_AXES["seconds"]
     assert curves["data"][0]["x"] == [1.5, 3.0, 4.5]  # the run's elapsed seconds
     at.segmented_control(key="compare_x").set_value("epoch").run()
     assert charts(at)[0]["data"][0]["x"] == [1, 2, 3] and "x" not in at.query_params
@@ -390,7 +431,7 @@ def test_other_views_draw_every_run_in_the_table(monkeypatch, store, lr_runs):
     choose(at, compare_view="Settings against accuracy")
     run_again(at)
     (parallel,) = charts(at)
-    assert [d["label"] for d in parallel["data"][0]["dimensions"]][-1] == cmp.ACCURACY
+    assert [d["label"] for d in parallel["data"][0]["dimensions"]][-1] == compare.ACCURACY
     assert curve_color in [c for _, c in parallel["data"][0]["line"]["colorscale"]]
     choose(at, compare_view="Accuracy against time")
     run_again(at)
@@ -442,8 +483,7 @@ def test_delete_asks_first_then_removes_the_runs_and_their_files(monkeypatch, st
 
 
 def test_a_run_still_training_is_not_deleted(monkeypatch, store, lr_runs):
-    with fast_writes(store):
-        live = seed_run(store, "live", val=(0.5,), status="running")  # pid: this process
+    live = seed_run(store, "live", val=(0.5,), status="running")  # pid: this process
     at = open_page(monkeypatch, store.root, runs=f"{live.id},{lr_runs[0].id}")
     next(b for b in at.button if b.label.startswith("Delete")).click()
     run_again(at)
@@ -457,15 +497,14 @@ def test_a_run_still_training_is_not_deleted(monkeypatch, store, lr_runs):
 
 def test_500_runs_load_in_under_two_seconds(monkeypatch, store):
     rng = __import__("random").Random(7)
-    with fast_writes(store):
-        for i in range(500):
-            config = BASE.replace(
-                lr=rng.choice([0.01, 0.1, 1.0]), optimizer=rng.choice(["sgd", "adam"]),
-                dropout=rng.choice([0.0, 0.2]), hidden=rng.choice([[128, 64], [256]]),
-            )  # fmt: skip
-            val = [round(0.5 + 0.4 * rng.random(), 4) for _ in range(5)]
-            seed_run(store, f"run {i}", config, val, test=max(val), seconds=10 + i % 50,
-                     sweep=rng.choice(["", "s1", "s2"]))  # fmt: skip
+    for i in range(500):
+        config = BASE.replace(
+            lr=rng.choice([0.01, 0.1, 1.0]), optimizer=rng.choice(["sgd", "adam"]),
+            dropout=rng.choice([0.0, 0.2]), hidden=rng.choice([[128, 64], [256]]),
+        )  # fmt: skip
+        val = [round(0.5 + 0.4 * rng.random(), 4) for _ in range(5)]
+        seed_run(store, f"run {i}", config, val, test=max(val), seconds=10 + i % 50,
+                 sweep=rng.choice(["", "s1", "s2"]))  # fmt: skip
     at = open_page(monkeypatch, store.root, runs="1,2,3,250,500")  # warms the imports too
     assert len(runs_frame(at)) == 500
     timings = []

@@ -1,0 +1,203 @@
+"""Pure figure builders for the Compare page: runs in, Plotly figures out.
+
+The curves of the selected runs overlaid, every run as a line through its settings to its
+accuracy (parallel coordinates), and accuracy against training time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.runs import Run
+from dashboard.compare import (
+    ACCURACY,
+    best_accuracy,
+    duration,
+    fmt_value,
+    sort_key,
+    varying_settings,
+)
+
+OTHER_COLOR = "rgba(140,140,140,0.45)"  # runs that are not selected
+TIME = "training time (s)"
+X_AXES = {"epoch": "epoch", "seconds": "wall-clock time since the run started (s)"}
+
+
+def curves_figure(
+    runs: Sequence[Run],
+    epochs: Mapping[int, Sequence[Mapping[str, float]]],
+    colors: Mapping[int, str],
+    labels: Mapping[int, str],
+    x: str = "epoch",
+    height: int = 380,
+) -> go.Figure:
+    """Validation accuracy, validation loss and training loss of `runs`, overlaid.
+
+    `x` is "epoch" or "seconds" (wall-clock time since each run started); one colour and one
+    legend entry per run, shared by the three panels.
+    """
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=("Validation accuracy", "Validation loss", "Training loss"),
+        horizontal_spacing=0.07,
+    )
+    x_key = "elapsed" if x == "seconds" else "epoch"
+    x_hover = "%{x:.0f} s" if x == "seconds" else "epoch %{x}"
+    panels = (("val_accuracy", "%{y:.2%}"), ("val_loss", "%{y:.4f}"), ("train_loss", "%{y:.4f}"))
+    for run in runs:
+        rows = epochs.get(run.id, [])
+        for col, (metric, y_hover) in enumerate(panels, start=1):
+            fig.add_trace(
+                go.Scatter(
+                    x=[e[x_key] for e in rows],
+                    y=[e[metric] for e in rows],
+                    mode="lines+markers",
+                    name=labels[run.id],
+                    legendgroup=str(run.id),
+                    showlegend=col == 1,
+                    line=dict(color=colors[run.id], width=2),
+                    marker=dict(size=5),
+                    hovertemplate=f"{x_hover}: {y_hover}<extra>{labels[run.id]}</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text=X_AXES[x])
+    fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=1)
+    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=2)
+    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=3)
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+    )
+    return fig
+
+
+def _dimension(key: str, texts: Sequence[str]) -> dict[str, Any]:
+    """A parallel-coordinates axis for one setting; text is categorical, wide ranges are log."""
+    distinct = sorted(set(texts), key=sort_key)
+    if all(sort_key(t)[0] == 0 for t in distinct):
+        low, high = float(distinct[0]), float(distinct[-1])
+        if low > 0 and high / low >= 100:
+            # Learning rates 0.001 … 1 would crowd at the bottom of a linear axis.
+            log = {t: math.log10(float(t)) for t in distinct}
+            return dict(
+                label=f"{key} (log)",
+                values=[log[t] for t in texts],
+                tickvals=list(log.values()),
+                ticktext=distinct,
+            )
+        return dict(label=key, values=[float(t) for t in texts])
+    index = {t: i for i, t in enumerate(distinct)}
+    return dict(
+        label=key,
+        values=[index[t] for t in texts],
+        tickvals=list(index.values()),
+        ticktext=distinct,
+    )
+
+
+def parallel_figure(
+    runs: Sequence[Run],
+    summaries: Mapping[int, Mapping[str, float]],
+    colors: Mapping[int, str],
+    height: int = 420,
+) -> go.Figure | None:
+    """Every run with an accuracy as one line through its differing settings to its accuracy.
+
+    Selected runs (the keys of `colors`) are drawn in their colours over the others in grey;
+    with none selected, lines are coloured by accuracy. None when there is nothing to compare.
+    """
+    scored = [r for r in runs if best_accuracy(r, summaries) is not None]
+    keys = varying_settings(scored)
+    if len(scored) < 2 or not keys:
+        return None
+    # Grey lines first, so the selected runs are drawn on top of them.
+    scored.sort(key=lambda r: (r.id in colors, r.id))
+    accuracy = [best_accuracy(r, summaries) for r in scored]
+    dims = [_dimension(k, [fmt_value(getattr(r.config, k)) for r in scored]) for k in keys]
+    dims.append(dict(label=ACCURACY, values=accuracy, tickformat=".1%"))
+    chosen = sorted(set(colors) & {r.id for r in scored})
+    if chosen:
+        # A stepped colour scale: value i is the i-th selected run's colour, the last step grey.
+        steps = [*(colors[i] for i in chosen), OTHER_COLOR]
+        position = {run_id: i for i, run_id in enumerate(chosen)}
+        scale = []
+        for i, color in enumerate(steps):
+            scale += [[i / len(steps), color], [(i + 1) / len(steps), color]]
+        line = dict(
+            color=[position.get(r.id, len(chosen)) for r in scored],
+            colorscale=scale,
+            cmin=-0.5,
+            cmax=len(chosen) + 0.5,
+            showscale=False,
+        )
+    else:
+        line = dict(
+            color=accuracy,
+            colorscale="Viridis",
+            showscale=True,
+            colorbar=dict(title=dict(text="accuracy"), tickformat=".1%"),
+        )
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
+    fig.update_layout(height=height, margin=dict(l=60, r=60, t=50, b=20))
+    return fig
+
+
+def time_scatter(
+    runs: Sequence[Run],
+    summaries: Mapping[int, Mapping[str, float]],
+    colors: Mapping[int, str],
+    labels: Mapping[int, str],
+    now: float,
+    height: int = 380,
+) -> go.Figure | None:
+    """Best validation accuracy against training time, one point per run; None if no run has
+    both. Selected runs (the keys of `colors`) get their colour and a legend entry."""
+    points = [
+        (r, best_accuracy(r, summaries), duration(r, summaries, now))
+        for r in runs
+        if best_accuracy(r, summaries) is not None and duration(r, summaries, now) is not None
+    ]
+    if not points:
+        return None
+    fig = go.Figure()
+    others = [p for p in points if p[0].id not in colors]
+    if others:
+        fig.add_trace(
+            go.Scatter(
+                x=[p[2] for p in others],
+                y=[p[1] for p in others],
+                mode="markers",
+                name="other runs",
+                marker=dict(color=OTHER_COLOR, size=8),
+                text=[f"#{p[0].id} {p[0].name}" for p in others],
+                hovertemplate="%{text}<br>%{x:.0f} s: %{y:.2%}<extra></extra>",
+            )
+        )
+    for run, acc, secs in sorted((p for p in points if p[0].id in colors), key=lambda p: p[0].id):
+        fig.add_trace(
+            go.Scatter(
+                x=[secs],
+                y=[acc],
+                mode="markers",
+                name=labels.get(run.id, f"#{run.id}"),
+                marker=dict(color=colors[run.id], size=12, line=dict(color="white", width=1)),
+                hovertemplate=f"#{run.id} {run.name}<br>%{{x:.0f}} s: %{{y:.2%}}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title_text=TIME, rangemode="tozero")
+    fig.update_yaxes(title_text=ACCURACY, tickformat=".1%")
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+    )
+    return fig
