@@ -1,7 +1,8 @@
-"""Pure figure builders for digit images: data in, Plotly figure out.
+"""Pure figure builders for single images, and what every image figure shares.
 
-Many digits are drawn as one tiled array in a single heatmap trace, never one
-shape per pixel, so a grid of hundreds of digits stays light in the browser.
+The colour scales, the tiling of many images into one array, and the frame of an image
+figure (square pixels, no axes, rows downwards); one digit large, and its class
+probabilities. Data in, Plotly figure out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 
 GRAY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
 DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+ACCENT, NEUTRAL = "#ff4b4b", "#8c9bb5"  # the class the model reads, and the others
 
 
 def tile(images: np.ndarray, cols: int, pad: int = 1, fill: float = np.nan) -> np.ndarray:
@@ -35,44 +37,6 @@ def image_layout(fig: go.Figure, height: int, title: str | None) -> go.Figure:
     return fig
 
 
-def digit_grid(
-    images: np.ndarray,
-    cols: int = 10,
-    captions: Sequence[str] | None = None,
-    title: str | None = None,
-    tile_px: int = 60,
-) -> go.Figure:
-    """Digits (N, 28, 28) with values in [0, 1] as white ink on black, in one heatmap trace.
-
-    Hovering a digit shows its caption; the figure's height follows the number of rows.
-    """
-    n, h, w = images.shape
-    cols = max(1, min(cols, n))
-    grid = tile(images, cols)
-    text = None
-    if captions is not None:
-        # Each pixel's hover text is its digit's caption: tile the digit indices the same way.
-        owner = tile(np.repeat(np.arange(n, dtype=np.float32), h * w).reshape(n, h, w), cols)
-        labels = np.full(grid.shape, "", dtype=object)
-        inside = ~np.isnan(owner)
-        labels[inside] = np.asarray(captions, dtype=object)[owner[inside].astype(int)]
-        text = labels.tolist()
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid,
-            zmin=0,
-            zmax=1,
-            colorscale=GRAY,
-            showscale=False,
-            text=text,
-            hovertemplate="%{text}<extra></extra>" if text else "%{z:.2f}<extra></extra>",
-            hoverongaps=False,
-        )
-    )
-    rows = max(1, math.ceil(n / cols))
-    return image_layout(fig, height=rows * tile_px + (30 if title else 0), title=title)
-
-
 def digit(image: np.ndarray, title: str | None = None, height: int = 280) -> go.Figure:
     """One 28x28 digit, large, with each pixel's value on hover."""
     fig = go.Figure(
@@ -89,11 +53,14 @@ def digit(image: np.ndarray, title: str | None = None, height: int = 280) -> go.
 
 
 def probability_bars(
-    probs: np.ndarray, class_names: Sequence[str], highlight: int | None = None,
-    title: str | None = None, height: int = 260,
-) -> go.Figure:  # fmt: skip
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    highlight: int | None = None,
+    title: str | None = None,
+    height: int = 260,
+) -> go.Figure:
     """The probability of every class as bars, the highlighted class in the accent colour."""
-    colors = ["#ff4b4b" if i == highlight else "#8c9bb5" for i in range(len(probs))]
+    colors = [ACCENT if i == highlight else NEUTRAL for i in range(len(probs))]
     fig = go.Figure(
         go.Bar(
             x=list(class_names),
@@ -113,3 +80,20 @@ def probability_bars(
         showlegend=False,
     )
     return fig
+
+
+def prediction(
+    image: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    true: int,
+    source: str | None = None,
+    heights: tuple[int, int] = (280, 260),
+) -> tuple[go.Figure, go.Figure]:
+    """A uint8 image of class `true`, large, and the model's probabilities for it, titled
+    with what it is and what the model read ("Test image #7: a 3, read as 5")."""
+    read = int(np.argmax(probs))
+    what = f"a {class_names[true]}, read as {class_names[read]}"
+    title = f"{source}: {what}" if source else what[0].upper() + what[1:]
+    bars = probability_bars(probs, class_names, highlight=read, title=title, height=heights[1])
+    return digit(np.asarray(image) / 255, height=heights[0]), bars

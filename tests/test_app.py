@@ -111,3 +111,41 @@ def test_every_page_cache_is_bounded():
                                  text, re.S):  # fmt: skip
             options, params = match.groups()
             assert "max_entries" in options or not params.strip(), (path.name, match.group(0))
+
+
+def test_the_pages_read_a_model_file_once_however_much_they_compute(runs, monkeypatch):
+    """Evaluate, Weights and Data compute many things from one model: all of them get it
+    from the one cached loader, so its file is read once."""
+    import streamlit as st
+
+    import core.model
+    from dashboard import state
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    reads = []
+    real = core.model.load_model
+
+    def counting(path):
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(core.model, "load_model", counting)
+    monkeypatch.setattr(state, "load_model", counting)
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["model"] = "mlp"
+    at.run()
+    visits = {
+        "evaluate": ("evaluate_tab", ["Mistakes", "Robustness"]),
+        "weights": ("weights_tab", ["What each neuron looks for", "All layers", "Activations"]),
+        "data": ("data_tab", ["How the network sorts them"]),
+    }
+    for page, (key, tabs) in visits.items():
+        at.switch_page(f"views/{page}.py").run()
+        for tab in tabs:
+            at.session_state[key] = tab  # what a click on a tab bound to the URL does
+            at.query_params[key] = tab
+            at.run()
+            assert not at.exception and not at.error, (page, tab)
+            assert at.get("plotly_chart"), (page, tab)  # the tab drew what it computed
+    assert reads == ["mlp.npz"]

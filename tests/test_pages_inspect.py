@@ -8,6 +8,7 @@ computed independently here.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 
 from core import analysis
@@ -275,7 +278,32 @@ def test_weights_of_the_shipped_mlp(mnist):
     )
 
 
-def test_weights_replay_the_snapshots_of_a_run(tiny):
+@pytest.fixture
+def charts_sent(monkeypatch) -> list[tuple[str, dict]]:
+    """Every Plotly chart the app sends while the test runs, in order, as (element id,
+    figure): a chart redrawn in place (a replay's frames) shows only its last state in
+    AppTest's element tree, but each frame is a message of its own."""
+    sent = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def record(queue: ForwardMsgQueue, msg) -> None:
+        if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element
+            if element.WhichOneof("type") == "plotly_chart":
+                sent.append((element.plotly_chart.id, json.loads(element.plotly_chart.spec)))
+        enqueue(queue, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", record)
+    return sent
+
+
+def png_pixels(fig: dict) -> np.ndarray:
+    (image,) = [t for t in fig["data"] if t["type"] == "image"]
+    data = base64.b64decode(image["source"].split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_weights_replay_the_snapshots_of_a_run(tiny, charts_sent):
     at = open_page("weights", model=f"run-{tiny.id}")
     (slider,) = at.select_slider
     assert slider.options == ["0 (untrained)", "1", "2"]
@@ -289,9 +317,31 @@ def test_weights_replay_the_snapshots_of_a_run(tiny):
     )
     assert len(trace(figure(at, "weights_grid"), "tiles")["customdata"]) == 128
     assert any("untrained network" in c.value for c in at.caption)
+    charts_sent.clear()
     next(b for b in at.button if b.label == "Replay training").click().run()
     assert_clean(at)
     assert figure(at, "weights_grid")  # the interactive grid is back after the replay
+    frames = [fig for element, fig in charts_sent if "weights_replay_" in element]
+    assert [f["layout"]["title"]["text"] for f in frames] == ["Epoch 0", "Epoch 1", "Epoch 2"]
+    for epoch, frame in enumerate(frames):
+        # Every frame shows that epoch's snapshot: its biases on hover, and each neuron's
+        # weights in its tile, red where a weight is positive and blue where negative.
+        snapshot, _ = load_model(tiny.snapshot(epoch))
+        W, b = snapshot.layers[1].params["W"], snapshot.layers[1].params["b"]
+        tiles = trace(frame, "tiles")
+        assert [text.split("<br>")[0] for text in tiles["hovertext"]] == [
+            f"neuron {j}: bias {b[j]:+.3f}" for j in range(128)
+        ]
+        pixels = png_pixels(frame).astype(int)
+        strong = np.percentile(np.abs(W), 99.5) / 4
+        for j in range(0, 128, 9):
+            x, y = int(array(tiles["x"])[j] - 13.5), int(array(tiles["y"])[j] - 13.5)
+            tile = pixels[y : y + 28, x : x + 28]
+            weights = W[:, j].reshape(28, 28)
+            redder = tile[..., 0] > tile[..., 2]
+            assert np.all(redder[weights > strong]) and not np.any(redder[weights < -strong])
+    first, last = png_pixels(frames[0]), png_pixels(frames[-1])
+    assert not np.array_equal(first, last)  # training changed what the neurons look for
 
 
 def test_weights_of_a_cnn(store_with_runs, mnist):

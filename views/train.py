@@ -14,11 +14,10 @@ from core.config import (
 from core.data import DataError
 from core.runs import Run, RunStore, StoreError
 from core.worker import ensure_worker
-from dashboard import curves, images, settings, state
+from dashboard import curves, grids, settings, state
 
 WATCH = "train_watch"  # the id of the run the live panel shows
 FLASH = "train_flash"  # a message for the next run of the page (after Start's rerun)
-ss = st.session_state
 
 
 def check(values: dict) -> tuple[TrainConfig | None, list[ConfigError]]:
@@ -42,9 +41,11 @@ def check(values: dict) -> tuple[TrainConfig | None, list[ConfigError]]:
 
 def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunStore) -> None:
     name = st.text_input(
-        "Run name", placeholder="optional, e.g. adam-lr-0.001", key="train_run_name",
+        "Run name",
+        placeholder="optional, e.g. adam-lr-0.001",
+        key="train_run_name",
         persist_state="session",
-    )  # fmt: skip
+    )
     if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found)):
         try:
             run = store.create(cfg, name)
@@ -52,8 +53,10 @@ def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunSt
         except (StoreError, OSError) as exc:  # e.g. a read-only store: nothing was queued
             st.error(f"The run could not be started: {exc}", icon=":material/database:")
         else:
-            ss[WATCH] = run.id
-            ss[FLASH] = f"Run #{run.id} queued; it starts as soon as the trainer is free."
+            st.session_state[WATCH] = run.id
+            st.session_state[FLASH] = (
+                f"Run #{run.id} queued; it starts as soon as the trainer is free."
+            )
             st.rerun()  # the whole page (and the sidebar) now shows the new run
     if not found:
         pool = len(state.load_data(cfg.data_dir).train_labels)
@@ -75,9 +78,12 @@ def vary_one(cfg: TrainConfig | None, found: list[ConfigError], store: RunStore)
             "Queue one run per value, everything else as above, and compare them side by side."
         )
         field = st.selectbox(
-            "Setting to vary", settings.VARY_FIELDS, key="vary_field", persist_state="session",
+            "Setting to vary",
+            settings.VARY_FIELDS,
+            key="vary_field",
+            persist_state="session",
             format_func=lambda f: settings.LABELS[f],
-        )  # fmt: skip
+        )
         layer_list = isinstance(getattr(settings.DEFAULTS, field), list)
         text = st.text_input(
             "Values",
@@ -97,7 +103,7 @@ def vary_one(cfg: TrainConfig | None, found: list[ConfigError], store: RunStore)
             except ConfigError as exc:
                 st.error(f"{settings.LABELS.get(exc.field, exc.field)}: {exc.message}")
             else:
-                prefix = ss.get("train_run_name") or f"vary-{field}"
+                prefix = st.session_state.get("train_run_name") or f"vary-{field}"
                 runs = [
                     store.create(c, f"{prefix} {field}={getattr(c, field)}", tags=[f"vary:{field}"])
                     for c in configs
@@ -124,13 +130,13 @@ def outcome(run: Run) -> None:
     if run.status != "finished" and run.best_epoch:
         st.caption(f"Its best epoch ({run.best_epoch}) was kept and can be looked at:")
     model = {"model": f"run-{run.id}"}
-    c1, c2, c3 = st.columns(3)
-    c1.page_link("views/evaluate.py", label="Evaluate it", icon=":material/fact_check:",
-                 query_params=model)  # fmt: skip
-    c2.page_link("views/weights.py", label="See its weights", icon=":material/grid_on:",
-                 query_params=model)  # fmt: skip
-    c3.page_link("views/draw.py", label="Draw for it", icon=":material/draw:",
-                 query_params=model)  # fmt: skip
+    links = [
+        ("views/evaluate.py", "Evaluate it", ":material/fact_check:"),
+        ("views/weights.py", "See its weights", ":material/grid_on:"),
+        ("views/draw.py", "Draw for it", ":material/draw:"),
+    ]
+    for column, (page, label, icon) in zip(st.columns(3), links, strict=True):
+        column.page_link(page, label=label, icon=icon, query_params=model)
 
 
 def progress(run: Run) -> None:
@@ -157,13 +163,16 @@ def watch(store: RunStore, live: bool) -> None:
     if live and not any(r.active for r in runs):
         st.rerun()
     by_id = {r.id: r for r in runs}
-    if ss.get(WATCH) not in by_id:
+    if st.session_state.get(WATCH) not in by_id:
         active = [r.id for r in runs if r.active]
-        ss[WATCH] = active[-1] if active else runs[0].id
+        st.session_state[WATCH] = active[-1] if active else runs[0].id
     run_id = st.selectbox(
-        "Run", list(by_id), key=WATCH, persist_state="session",
+        "Run",
+        list(by_id),
+        key=WATCH,
+        persist_state="session",
         format_func=lambda i: f"#{i} {by_id[i].name} · {state.status_label(by_id[i].status)}",
-    )  # fmt: skip
+    )
     run = by_id[run_id]
     progress(run)
     if run.active and st.button("Stop", icon=":material/stop:", key=f"stop_{run_id}"):
@@ -190,8 +199,8 @@ st.caption(
 store = state.store()
 for note in settings.init_form():
     st.warning(note.message, icon=":material/link:")
-if FLASH in ss:
-    st.toast(ss.pop(FLASH), icon=":material/schedule:")
+if FLASH in st.session_state:
+    st.toast(st.session_state.pop(FLASH), icon=":material/schedule:")
 
 form_column, live_column = st.columns([5, 6], gap="large")
 
@@ -208,8 +217,7 @@ with form_column:
             data = state.dataset(cfg.data_dir)
             grid = preview(data.train_images[:6], cfg, variants=7, seed=0)
             st.plotly_chart(
-                images.digit_grid(grid.reshape(-1, 28, 28), cols=8, tile_px=52),
-                key="augment_preview",
+                grids.tile_grid(grid.reshape(-1, 28, 28), 8, tile_px=52), key="augment_preview"
             )
             st.caption("Each row: a training digit, then seven random versions the network sees.")
     if cfg is not None:

@@ -1,0 +1,260 @@
+"""Grids of images as one picture, and the colouring behind them: data in, Plotly figure out.
+
+A grid of images is one PNG in one image trace, coloured in NumPy, so hundreds of digits
+or neurons cost the browser one picture. Over each tile (and each cell of the confusion
+matrix) sits an invisible marker that carries the hover text and makes it clickable:
+Streamlit reports clicks on scatter points, not on heatmap cells or pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from PIL import Image
+
+from dashboard.images import ACCENT, GRAY, tile
+
+CHART_CONFIG = {"displayModeBar": False}  # pictures: nothing to zoom, pan or download
+CLICKABLE = {"selection_mode": "points", "config": CHART_CONFIG}  # a picture that reports clicks
+CLASS_COLORS = pcolors.qualitative.T10
+INVISIBLE = "rgba(0,0,0,0)"
+Colorscale = str | Sequence[Sequence[Any]]
+
+
+# Colouring arrays
+
+
+@lru_cache(maxsize=32)
+def _lut(colorscale: str | tuple[tuple[float, str], ...]) -> np.ndarray:
+    """(256, 3) uint8 colours sampled evenly along a Plotly colour scale."""
+    scale = pcolors.get_colorscale(colorscale) if isinstance(colorscale, str) else colorscale
+    stops = np.array([float(position) for position, _ in scale])
+    colors = np.array([_rgb(color) for _, color in scale], dtype=np.float64)
+    t = np.linspace(0, 1, 256)
+    channels = [np.interp(t, stops, colors[:, c]) for c in range(3)]
+    return np.round(np.stack(channels, axis=1)).astype(np.uint8)
+
+
+def _rgb(color: str) -> tuple[float, float, float]:
+    """(r, g, b) in 0-255 of a '#rrggbb' or 'rgb(r, g, b)' colour."""
+    if color.startswith("#"):
+        return pcolors.hex_to_rgb(color)
+    r, g, b = pcolors.unlabel_rgb(color)[:3]
+    return float(r), float(g), float(b)
+
+
+def _scale_key(colorscale: Colorscale) -> str | tuple[tuple[float, str], ...]:
+    if isinstance(colorscale, str):
+        return colorscale
+    return tuple((float(p), str(c)) for p, c in colorscale)
+
+
+def colorize(values: np.ndarray, colorscale: Colorscale, zmin: float, zmax: float) -> np.ndarray:
+    """(H, W, 4) uint8 RGBA of a 2-D array through a colour scale; NaN is transparent."""
+    values = np.asarray(values, dtype=np.float64)
+    span = zmax - zmin if zmax > zmin else 1.0
+    finite = np.isfinite(values)
+    t = np.clip((np.where(finite, values, zmin) - zmin) / span, 0, 1)
+    rgba = np.empty((*values.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = _lut(_scale_key(colorscale))[np.round(t * 255).astype(np.intp)]
+    rgba[..., 3] = np.where(finite, 255, 0)
+    return rgba
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """An RGBA array as a base64 PNG data URI, the `source` of a Plotly image trace."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def symmetric_range(values: np.ndarray, percentile: float = 99.5) -> float:
+    """A half-width for a diverging colour scale centred on zero; a few extreme values
+    are allowed to saturate so that they do not wash out all the others."""
+    values = np.abs(np.asarray(values, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0
+    top = float(np.percentile(values, percentile))
+    return top if top > 0 else float(values.max()) or 1.0
+
+
+def colorbar_trace(colorscale: Colorscale, zmin: float, zmax: float, title: str) -> go.Scatter:
+    """A trace that draws nothing but a colour bar (image traces have none)."""
+    return go.Scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        showlegend=False,
+        hoverinfo="skip",
+        marker=dict(
+            colorscale=colorscale,
+            cmin=zmin,
+            cmax=zmax,
+            color=[zmin],
+            showscale=True,
+            colorbar=dict(title=dict(text=title, side="right"), thickness=12, len=0.9),
+        ),
+    )
+
+
+# Clicking
+
+
+def click_targets(
+    x: Sequence[float],
+    y: Sequence[float],
+    customdata: Sequence[Any],
+    hover: Sequence[str] | None,
+    size: float,
+    name: str,
+) -> go.Scatter:
+    """Invisible square markers at (x, y) that show `hover` and report `customdata` when
+    clicked; they stay invisible when selected."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="markers",
+        name=name,
+        showlegend=False,
+        customdata=customdata,
+        hovertext=list(hover) if hover is not None else None,
+        hovertemplate="%{hovertext}<extra></extra>" if hover is not None else None,
+        hoverinfo=None if hover is not None else "skip",
+        marker=dict(symbol="square", size=size, color=INVISIBLE),
+        selected=dict(marker=dict(opacity=1)),
+        unselected=dict(marker=dict(opacity=1)),
+    )
+
+
+def selected_custom(event: Mapping[str, Any] | None, trace: int | None = None) -> Any:
+    """The customdata of the first selected point of a chart's selection event, or None.
+
+    `trace` limits it to points of that curve number.
+    """
+    if not event:
+        return None
+    selection = event.get("selection") or {}
+    for point in selection.get("points") or []:
+        if trace is not None and point.get("curve_number") != trace:
+            continue
+        if "customdata" in point:
+            return point["customdata"]
+    return None
+
+
+# The grid
+
+
+def tile_grid(
+    images: np.ndarray,
+    cols: int,
+    *,
+    colorscale: Colorscale = GRAY,
+    zmin: float = 0.0,
+    zmax: float = 1.0,
+    hover: Sequence[str] | None = None,
+    customdata: Sequence[Any] | None = None,
+    captions: Sequence[str] | None = None,
+    caption_colors: Sequence[str] | None = None,
+    highlight: int | None = None,
+    row_labels: Sequence[str] | None = None,
+    colorbar_title: str | None = None,
+    tile_px: int = 64,
+    title: str | None = None,
+) -> go.Figure:
+    """Images (N, H, W) in a grid `cols` wide, drawn as one PNG.
+
+    `hover` and `customdata` go on an invisible marker over each tile, so a tile can be
+    hovered and clicked (trace name "tiles"); `captions` are written under each tile;
+    `highlight` outlines one tile; `row_labels` name the rows on the left.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    n, h, w = images.shape
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    gap = 10 if captions is not None else 0  # rows of the image left free for the caption
+    padded = np.full((n, h + gap, w), np.nan, dtype=np.float32)
+    padded[:, :h] = images
+    grid = tile(padded, cols)
+    step_x, step_y = w + 1, h + gap + 1
+    index = np.arange(n)
+    cx = (index % cols) * step_x + (w - 1) / 2
+    cy = (index // cols) * step_y + (h - 1) / 2
+
+    fig = go.Figure(
+        go.Image(
+            source=png_data_uri(colorize(grid, colorscale, zmin, zmax)),
+            x0=0,
+            y0=0,
+            dx=1,
+            dy=1,
+            hoverinfo="skip",
+            name="image",
+        )
+    )
+    if hover is not None or customdata is not None:
+        custom = list(customdata) if customdata is not None else index.tolist()
+        size = max(6.0, tile_px * w / step_x * 0.9)
+        fig.add_trace(click_targets(cx, cy, custom, hover, size, "tiles"))
+    if captions is not None:
+        colors = caption_colors or [None] * n
+        for i, text in enumerate(captions):
+            fig.add_annotation(
+                x=cx[i],
+                y=cy[i] + (h + 1) / 2 + gap / 2,
+                text=text,
+                showarrow=False,
+                font=dict(size=11 if tile_px < 80 else 13, color=colors[i]),
+                xanchor="center",
+                yanchor="middle",
+            )
+    if highlight is not None and 0 <= highlight < n:
+        x0, y0 = cx[highlight] - (w - 1) / 2 - 1, cy[highlight] - (h - 1) / 2 - 1
+        fig.add_shape(
+            type="rect",
+            x0=x0,
+            y0=y0,
+            x1=x0 + w + 1,
+            y1=y0 + h + gap + 1,
+            line=dict(color=ACCENT, width=3),
+        )
+    if colorbar_title is not None:
+        fig.add_trace(colorbar_trace(colorscale, zmin, zmax, colorbar_title))
+
+    width_units, height_units = cols * step_x - 1, rows * step_y - 1
+    fig.update_xaxes(
+        visible=False, range=[-0.5, width_units - 0.5], fixedrange=True, constrain="domain"
+    )
+    fig.update_yaxes(
+        range=[height_units - 0.5, -0.5],
+        fixedrange=True,
+        scaleanchor="x",
+        constrain="domain",
+        showgrid=False,
+        zeroline=False,
+        visible=row_labels is not None,
+    )
+    if row_labels is not None:
+        centres = np.arange(rows) * step_y + (h - 1) / 2
+        fig.update_yaxes(tickvals=centres.tolist(), ticktext=list(row_labels), ticks="")
+    top = 30 if title else 4
+    height = rows * tile_px * step_y / step_x + top + 4
+    if colorbar_title is not None:
+        height = max(height, 130)  # room for a readable colour bar
+    fig.update_layout(
+        height=int(height),
+        margin=dict(l=40 if row_labels is not None else 0, r=0, t=top, b=4),
+        title=title,
+        hovermode="closest",
+        dragmode=False,
+    )
+    return fig

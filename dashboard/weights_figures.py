@@ -1,0 +1,334 @@
+"""Pure figure builders for the Weights page, and the words beside them: data in, Plotly
+figure (or text) out.
+
+What each first-layer neuron looks for (one tile per neuron, replayed epoch by epoch),
+convolution filters, weight matrices, the distributions of weights and biases, the dead
+units of each layer, and what a layer's units output for one digit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core import analysis
+from core.model import Model
+from dashboard.grids import (
+    CLASS_COLORS,
+    colorbar_trace,
+    colorize,
+    png_data_uri,
+    symmetric_range,
+    tile_grid,
+)
+from dashboard.images import DIVERGING, image_layout
+
+ACTIVATION_SCALE = "Viridis"
+
+
+def weight_grid(
+    weights: np.ndarray,
+    biases: np.ndarray,
+    cols: int | None = None,
+    highlight: int | None = None,
+    dead: Sequence[int] = (),
+    tile_px: int = 56,
+) -> go.Figure:
+    """Each first-layer neuron's incoming weights (units, H, W) as an image, red positive and
+    blue negative on one scale centred on zero. Hover and click a tile (customdata: neuron)."""
+    units = len(weights)
+    cols = cols or (8 if units <= 64 else 12 if units <= 256 else 16)
+    top = symmetric_range(weights)
+    dead_set = set(int(d) for d in dead)
+    hover = [
+        f"neuron {j}: bias {biases[j]:+.3f}"
+        + (" · never fires on the test set" if j in dead_set else "")
+        + "<br>click to enlarge"
+        for j in range(units)
+    ]
+    return tile_grid(
+        weights,
+        cols,
+        colorscale=DIVERGING,
+        zmin=-top,
+        zmax=top,
+        hover=hover,
+        customdata=list(range(units)),
+        highlight=highlight,
+        colorbar_title="weight",
+        tile_px=tile_px,
+    )
+
+
+def replay_frame(weights: np.ndarray, biases: np.ndarray, epoch: int) -> go.Figure:
+    """The first layer's neurons after `epoch`, one frame of the replay."""
+    figure = weight_grid(weights, biases, tile_px=44)
+    figure.update_layout(title=f"Epoch {epoch}", margin=dict(t=30))
+    return figure
+
+
+def strongest_grid(images: np.ndarray, top: np.ndarray, drive: np.ndarray) -> go.Figure:
+    """The uint8 images at indices `top` that excite a neuron most, with their weighted sums."""
+    hover = [f"test image #{i}: weighted sum {d:+.2f}" for i, d in zip(top, drive, strict=True)]
+    return tile_grid(images[top] / 255, 8, hover=hover, tile_px=44)
+
+
+def weight_image(image: np.ndarray, title: str | None = None, height: int = 360) -> go.Figure:
+    """One neuron's weights, large, with each weight's value on hover."""
+    top = symmetric_range(image, 100)
+    hover = "row %{y}, column %{x}: weight %{z:+.3f}<extra></extra>"
+    return image_layout(go.Figure(_weight_heatmap(image, top, hover)), height, title)
+
+
+def _weight_heatmap(z: np.ndarray, top: float, hovertemplate: str) -> go.Heatmap:
+    """Weights on the blue-white-red scale, white at zero, from -top to top."""
+    return go.Heatmap(
+        z=z,
+        colorscale=DIVERGING,
+        zmin=-top,
+        zmax=top,
+        zmid=0,
+        colorbar=dict(title=dict(text="weight", side="right"), thickness=12),
+        hovertemplate=hovertemplate,
+    )
+
+
+MAX_HEATMAP_CELLS = 60_000  # above this a matrix is drawn as an image, without per-cell hover
+
+
+def matrix_figure(weights: np.ndarray, x_title: str, y_title: str, height: int = 420) -> go.Figure:
+    """A dense layer's weight matrix W (inputs, units) as a heatmap: one row per neuron of
+    the layer, one column per input, centred on zero."""
+    z = np.asarray(weights).T
+    top = symmetric_range(z)
+    if z.size <= MAX_HEATMAP_CELLS:
+        hover = "input %{x} → neuron %{y}: %{z:+.3f}<extra></extra>"
+        fig = go.Figure(_weight_heatmap(z, top, hover))
+    else:
+        fig = go.Figure(
+            go.Image(
+                source=png_data_uri(colorize(z, DIVERGING, -top, top)),
+                hoverinfo="skip",
+                name="matrix",
+            )
+        )
+        fig.add_trace(colorbar_trace(DIVERGING, -top, top, "weight"))
+    fig.update_xaxes(title_text=x_title, showgrid=False, zeroline=False)
+    fig.update_yaxes(title_text=y_title, autorange="reversed", showgrid=False, zeroline=False)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def dense_weights_figure(weights: np.ndarray) -> go.Figure:
+    """A dense layer's weight matrix (inputs, units), as tall as its number of neurons needs."""
+    n_in, n_out = weights.shape
+    height = min(520, max(220, 6 * n_out + 80))
+    return matrix_figure(weights, f"input (one of {n_in})", f"neuron (one of {n_out})", height)
+
+
+def conv_filters_figure(weights: np.ndarray, biases: np.ndarray, tile_px: int = 48) -> go.Figure:
+    """Convolution filters W (kh, kw, channels, filters) as small images centred on zero.
+
+    Filters that see one channel (the first layer) are one tile each; deeper filters are
+    one row each, a tile per input channel.
+    """
+    kh, kw, channels, filters = weights.shape
+    top = symmetric_range(weights)
+    if channels == 1:
+        images = weights[:, :, 0, :].transpose(2, 0, 1)
+        hover = [f"filter {f}: bias {biases[f]:+.3f}" for f in range(filters)]
+        return tile_grid(
+            images,
+            min(16, filters),
+            colorscale=DIVERGING,
+            zmin=-top,
+            zmax=top,
+            hover=hover,
+            colorbar_title="weight",
+            tile_px=tile_px,
+        )
+    images = weights.transpose(3, 2, 0, 1).reshape(filters * channels, kh, kw)
+    hover = None
+    if filters * channels <= 1024:
+        hover = [f"filter {f}, input channel {c}" for f in range(filters) for c in range(channels)]
+    return tile_grid(
+        images,
+        channels,
+        colorscale=DIVERGING,
+        zmin=-top,
+        zmax=top,
+        hover=hover,
+        colorbar_title="weight",
+        tile_px=max(12, min(tile_px, 900 // channels)),
+    )
+
+
+def histogram_figure(
+    layers: Sequence[tuple[str, np.ndarray, np.ndarray]], bins: int = 60, height: int = 340
+) -> go.Figure:
+    """Distributions of each layer's weights (left) and biases (right), as density outlines.
+
+    Small arrays get fewer bins (about twice the square root of their size), not spikes;
+    constant arrays (all-zero biases before a batch norm) are left out.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Weights", "Biases"))
+    for i, (name, weights, biases) in enumerate(layers):
+        color = CLASS_COLORS[i % len(CLASS_COLORS)]
+        for col, values in ((1, weights), (2, biases)):
+            values = np.asarray(values, dtype=np.float64).ravel()
+            if values.size == 0 or np.ptp(values) < 1e-6:
+                continue  # constant (biases under batch norm stay at zero): no distribution
+            lo, hi = float(values.min()), float(values.max())
+            n_bins = int(min(bins, max(5, 2 * np.sqrt(values.size))))
+            density, edges = np.histogram(values, bins=n_bins, range=(lo, hi), density=True)
+            fig.add_trace(
+                go.Scatter(
+                    x=(edges[:-1] + edges[1:]) / 2,
+                    y=density,
+                    mode="lines",
+                    name=name,
+                    line=dict(color=color, shape="hvh", width=1.5),
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    hovertemplate=f"{name}<br>value %{{x:+.3f}}: density %{{y:.3g}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="weight value", row=1, col=1)
+    fig.update_xaxes(title_text="bias value", row=1, col=2)
+    fig.update_yaxes(title_text="density (share per unit of value)", row=1, col=1)
+    fig.update_yaxes(title_text="density", row=1, col=2)
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+    )
+    return fig
+
+
+def neuron_grid(
+    values: np.ndarray, signed: bool = False, cols: int = 16, height_px: int = 28
+) -> go.Figure:
+    """One layer's activations (units,) as a grid of squares, brighter for stronger.
+
+    `signed` activations (tanh, leaky ReLU) use a diverging scale centred on zero.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    units = len(values)
+    cols = max(1, min(cols, units))
+    rows = math.ceil(units / cols)
+    z = np.full(rows * cols, np.nan)
+    z[:units] = values
+    index = np.full(rows * cols, -1)
+    index[:units] = np.arange(units)
+    if signed:
+        top = symmetric_range(values, 100)
+        scale, zmin, zmax = DIVERGING, -top, top
+    else:
+        scale, zmin, zmax = ACTIVATION_SCALE, 0.0, float(max(values.max(initial=0), 1e-6))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.reshape(rows, cols),
+            customdata=index.reshape(rows, cols),
+            colorscale=scale,
+            zmin=zmin,
+            zmax=zmax,
+            xgap=2,
+            ygap=2,
+            hoverongaps=False,
+            colorbar=dict(title=dict(text="activation", side="right"), thickness=10),
+            hovertemplate="neuron %{customdata}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(visible=False, constrain="domain", fixedrange=True)
+    fig.update_yaxes(
+        visible=False, autorange="reversed", scaleanchor="x", constrain="domain", fixedrange=True
+    )
+    fig.update_layout(height=rows * height_px + 20, margin=dict(l=0, r=0, t=10, b=10))
+    return fig
+
+
+def feature_maps(maps: np.ndarray, cols: int = 16, tile_px: int = 56) -> go.Figure:
+    """A convolution layer's output (H, W, channels): one image per channel, brighter for
+    stronger, on one scale for the whole layer."""
+    images = np.asarray(maps).transpose(2, 0, 1)
+    top = float(max(np.abs(images).max(initial=0), 1e-6))
+    signed = bool((images < 0).any())
+    hover = [f"channel {c}: strongest {images[c].max():.2f}" for c in range(len(images))]
+    return tile_grid(
+        images,
+        cols,
+        colorscale=DIVERGING if signed else ACTIVATION_SCALE,
+        zmin=-top if signed else 0.0,
+        zmax=top,
+        hover=hover,
+        colorbar_title="activation",
+        tile_px=tile_px,
+    )
+
+
+def activation_figure(values: np.ndarray, signed: bool = False) -> go.Figure:
+    """One layer's output for one image: feature maps for an (H, W, channels) output, else a
+    grid of neurons (`signed` for activations that can be negative)."""
+    if values.ndim == 3:
+        channels = values.shape[-1]
+        size = 80 if channels <= 8 else 56 if channels <= 16 else 40
+        return feature_maps(values, cols=min(16, channels), tile_px=size)
+    return neuron_grid(values, signed=signed)
+
+
+# Words
+
+
+def epoch_caption(epoch: int, val_accuracy: float | None, best_epoch: int | None) -> str:
+    """What the weights of `epoch` are: random, or after that epoch, and how good then."""
+    return (
+        ("The untrained network: random weights. " if epoch == 0 else f"After epoch {epoch}. ")
+        + (f"Validation accuracy then: {val_accuracy:.2%}. " if val_accuracy is not None else "")
+        + (f"The selected model is the best epoch, {best_epoch}." if best_epoch else "")
+    )
+
+
+def grid_caption(n_dead: int) -> str:
+    """What the grid of first-layer neurons shows, and how many of them are dead."""
+    dead = f" {n_dead} of them never fire on the test set (dead): their hover says so."
+    return (
+        "One colour scale for the whole layer, centred on zero. Hover a neuron for its bias; "
+        "**click one** to see it large." + (dead if n_dead else "")
+    )
+
+
+def constant_bias_note(model: Model, titles: Mapping[int, str]) -> str:
+    """Which layers' biases the histogram leaves out (all one value), and why they never
+    moved when a batch norm follows; empty when none."""
+    constant = analysis.constant_biases(model)
+    if not constant:
+        return ""
+    why = (
+        " (the batch norm after them does their job, so they never move)."
+        if all(analysis.feeds_batch_norm(model, i) for i in constant)
+        else "."
+    )
+    listed = ", ".join(titles[i] for i in constant)
+    return f" Not drawn: the biases of {listed}, which all have the same value{why}"
+
+
+def dead_metrics(
+    model: Model, dead: Sequence[analysis.DeadUnits], titles: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """One st.metric per ReLU layer: how many of its units never fire."""
+    return [
+        dict(
+            label=titles[d.index],
+            value=f"{len(d.dead)} of {d.units} {analysis.unit_noun(model, d.index)}",
+            help="Units whose ReLU output is zero for every one of the test images: they pass "
+            "nothing on and no longer learn.",
+        )
+        for d in dead
+    ]
