@@ -35,23 +35,23 @@ def training_curves(
             row=1,
             col=1,
         )
+    panels = ((1, "loss", "loss %{y:.4f}"), (2, "accuracy", "%{y:.2%}"))
     for key, name, color in (("train", "training", TRAIN_COLOR), ("val", "validation", VAL_COLOR)):
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=[e[f"{key}_loss"] for e in epochs], mode="lines+markers", name=name,
-                line=dict(color=color), legendgroup=key,
-                hovertemplate="epoch %{x}: loss %{y:.4f}<extra>" + name + "</extra>",
-            ),
-            row=1, col=1,
-        )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=[e[f"{key}_accuracy"] for e in epochs], mode="lines+markers", name=name,
-                line=dict(color=color), legendgroup=key, showlegend=False,
-                hovertemplate="epoch %{x}: %{y:.2%}<extra>" + name + "</extra>",
-            ),
-            row=1, col=2,
-        )  # fmt: skip
+        for col, metric, value in panels:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[e[f"{key}_{metric}"] for e in epochs],
+                    mode="lines+markers",
+                    name=name,
+                    line=dict(color=color),
+                    legendgroup=key,
+                    showlegend=col == 1,  # one legend entry for both panels
+                    hovertemplate=f"epoch %{{x}}: {value}<extra>{name}</extra>",
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="cross-entropy loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=2)

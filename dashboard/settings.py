@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
@@ -294,34 +294,38 @@ Slots = dict[str, Any]  # field -> st.empty() placeholder for its error message
 
 
 class Form:
-    """Draws the settings; remembers where each one's problems go."""
+    """Draws the settings, each in the column `at` (else the page); remembers where each
+    one's problems go."""
 
     def __init__(self) -> None:
         self.slots: Slots = {}
         self.values = values()
 
-    def widget(self, name: str, make: Callable[..., Any], **kwargs: Any) -> None:
+    def widget(self, name: str, kind: str, at: Any = st, **kwargs: Any) -> None:
+        """Setting `name` as the widget `kind` (e.g. "selectbox"), with its problem slot."""
         label = LABELS[name] + kwargs.pop("suffix", "")
+        make = getattr(at, kind)
         make(label, key=PREFIX + name, help=HELP[name], persist_state=PERSIST, **kwargs)
-        self.slots[name] = st.empty()
+        self.slots[name] = at.empty()
 
-    def choice(self, name: str, **kwargs: Any) -> None:
-        self.widget(name, st.selectbox, options=list(CHOICES[name]), **kwargs)
+    def choice(self, name: str, at: Any = st, **kwargs: Any) -> None:
+        self.widget(name, "selectbox", at, options=list(CHOICES[name]), **kwargs)
 
-    def slider(self, name: str) -> None:
+    def slider(self, name: str, at: Any = st) -> None:
         low, high, step = SLIDERS[name]
-        self.widget(name, st.slider, min_value=low, max_value=high, step=step)
+        self.widget(name, "slider", at, min_value=low, max_value=high, step=step)
 
-    def number(self, name: str, **kwargs: Any) -> None:
+    def number(self, name: str, at: Any = st, **kwargs: Any) -> None:
         low, high = bounds(name, self.values.get(name))
         step = NUMBERS[name][2]
         fmt = "%g" if isinstance(step, float) else None
-        self.widget(name, st.number_input, min_value=low, max_value=high, step=step, format=fmt,
-                    **kwargs)  # fmt: skip
+        self.widget(
+            name, "number_input", at, min_value=low, max_value=high, step=step, format=fmt, **kwargs
+        )
 
-    def steps(self, name: str, options: list[Any], **kwargs: Any) -> None:
-        self.widget(name, st.select_slider, options=with_value(options, self.values.get(name)),
-                    **kwargs)  # fmt: skip
+    def steps(self, name: str, options: list[Any], at: Any = st, **kwargs: Any) -> None:
+        options = with_value(options, self.values.get(name))
+        self.widget(name, "select_slider", at, options=options, **kwargs)
 
 
 def form() -> Slots:
@@ -330,73 +334,51 @@ def form() -> Slots:
     cnn = f.values.get("arch") == "cnn"
     sgd = f.values.get("optimizer") == "sgd"
     with st.expander("Network", expanded=True, icon=":material/account_tree:"):
-        f.widget("arch", st.segmented_control, options=list(ARCHS), required=True,
-                 format_func=ARCH_NAMES.get)  # fmt: skip
+        arch = dict(options=list(ARCHS), required=True, format_func=ARCH_NAMES.get)
+        f.widget("arch", "segmented_control", **arch)
         if cnn:
-            f.widget("conv", st.text_input)
-            c1, c2 = st.columns(2)
-            with c1:
-                f.steps("kernel_size", KERNEL_CHOICES)
-            with c2:
-                f.choice("padding")
-        f.widget("hidden", st.text_input, suffix=" after the convolutions" if cnn else "")
-        c1, c2 = st.columns(2)
-        with c1:
-            f.choice("activation")
-        with c2:
-            f.choice("init")
-        c1, c2 = st.columns(2)
-        with c1:
-            f.number("dropout")
-        with c2:
-            f.widget("batchnorm", st.toggle)
+            f.widget("conv", "text_input")
+            left, right = st.columns(2)
+            f.steps("kernel_size", KERNEL_CHOICES, left)
+            f.choice("padding", right)
+        f.widget("hidden", "text_input", suffix=" after the convolutions" if cnn else "")
+        left, right = st.columns(2)
+        f.choice("activation", left)
+        f.choice("init", right)
+        left, right = st.columns(2)
+        f.number("dropout", left)
+        f.widget("batchnorm", "toggle", right)
     with st.expander("Learning", expanded=True, icon=":material/trending_down:"):
-        c1, c2 = st.columns(2)
-        with c1:
-            f.choice("optimizer")
-        with c2:
-            f.steps("lr", LR_CHOICES, format_func=fmt_number)
-        c1, c2 = st.columns(2)
-        with c1:
-            f.number("momentum", disabled=not sgd)
-        with c2:
-            f.widget("nesterov", st.toggle, disabled=not sgd)
-        c1, c2 = st.columns(2)
-        with c1:
-            f.steps("batch_size", BATCH_CHOICES)
-        with c2:
-            f.number("epochs")
-        c1, c2 = st.columns(2)
-        with c1:
-            f.choice("schedule")
-        with c2:
-            f.number("warmup_epochs")
+        left, right = st.columns(2)
+        f.choice("optimizer", left)
+        f.steps("lr", LR_CHOICES, right, format_func=fmt_number)
+        left, right = st.columns(2)
+        f.number("momentum", left, disabled=not sgd)
+        f.widget("nesterov", "toggle", right, disabled=not sgd)
+        left, right = st.columns(2)
+        f.steps("batch_size", BATCH_CHOICES, left)
+        f.number("epochs", right)
+        left, right = st.columns(2)
+        f.choice("schedule", left)
+        f.number("warmup_epochs", right)
         if f.values.get("schedule") == "step":
-            c1, c2 = st.columns(2)
-            with c1:
-                f.number("step_every")
-            with c2:
-                f.number("step_gamma")
-        c1, c2 = st.columns(2)
-        with c1:
-            f.steps("weight_decay", WEIGHT_DECAY_CHOICES, format_func=fmt_number)
-        with c2:
-            f.number("patience")
+            left, right = st.columns(2)
+            f.number("step_every", left)
+            f.number("step_gamma", right)
+        left, right = st.columns(2)
+        f.steps("weight_decay", WEIGHT_DECAY_CHOICES, left, format_func=fmt_number)
+        f.number("patience", right)
     with st.expander("Augmentation", icon=":material/auto_fix:"):
-        c1, c2 = st.columns(2)
-        with c1:
-            for name in ("aug_rotate", "aug_scale", "aug_elastic_sigma"):
-                f.slider(name)
-        with c2:
-            for name in ("aug_shift", "aug_elastic"):
-                f.slider(name)
+        left, right = st.columns(2)
+        for name in ("aug_rotate", "aug_scale", "aug_elastic_sigma"):
+            f.slider(name, left)
+        for name in ("aug_shift", "aug_elastic"):
+            f.slider(name, right)
         f.slots["_preview"] = st.container()
     with st.expander("Data", icon=":material/dataset:"):
         f.steps("train_size", TRAIN_SIZE_CHOICES, format_func=fmt_train_size)
-        c1, c2 = st.columns(2)
-        with c1:
-            f.number("val_size")
-        with c2:
-            f.number("seed")
-        f.widget("data_dir", st.text_input)
+        left, right = st.columns(2)
+        f.number("val_size", left)
+        f.number("seed", right)
+        f.widget("data_dir", "text_input")
     return f.slots

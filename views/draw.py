@@ -146,9 +146,15 @@ st.html(
 choice, model, meta = state.selected_model()
 names = draw.class_names(meta, model.n_classes)
 source = st.segmented_control(
-    "Input", list(SOURCES), format_func=SOURCES.get, default="draw", required=True,
-    key="draw_source", label_visibility="collapsed", persist_state="session",
-)  # fmt: skip
+    "Input",
+    list(SOURCES),
+    format_func=SOURCES.get,
+    default="draw",
+    required=True,
+    key="draw_source",
+    label_visibility="collapsed",
+    persist_state="session",
+)
 
 
 @st.fragment
@@ -222,10 +228,14 @@ def compare(x: np.ndarray) -> None:
     others = sorted((k for k in choices if k != choice.key), key=lambda k: not k.startswith("run-"))
     default = [choice.key, *others[:1]]
     picked = st.multiselect(
-        "Models", list(choices), default=[k for k in default if k in choices],
-        format_func=lambda k: choices[k].label, key="draw_compare", persist_state="session",
+        "Models",
+        list(choices),
+        default=[k for k in default if k in choices],
+        format_func=lambda k: choices[k].label,
+        key="draw_compare",
+        persist_state="session",
         help="Pick two or more: each one reads the same 28×28 image.",
-    )  # fmt: skip
+    )
     answers = {}
     for key in picked:
         try:
