@@ -6,6 +6,21 @@ from typing import Any
 
 from .config import TrainConfig
 
+# The augmentation every preset from `mlp` on trains with.
+AUGMENT = {"aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1}
+CNN = {
+    "arch": "cnn",
+    "conv": [16, 32],
+    "kernel_size": 3,
+    "padding": "valid",
+    "hidden": [128],
+    "batchnorm": True,
+    "dropout": 0.3,
+    "lr": 0.5,
+    "epochs": 12,
+    **AUGMENT,
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {
         "about": "The original project: 784-128-64-10, full-batch gradient descent with "
@@ -30,45 +45,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "about": "The original 784-128-64-10 shape with the best of the roadmap: random "
         "rotations, shifts and rescaling of every training batch, L2, a cosine schedule. "
         "About 99.2 % in a minute.",
-        "config": {"epochs": 60, "aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1},
+        "config": {"epochs": 60, **AUGMENT},
     },
     "cnn": {
         "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "
         "128), batch normalisation, dropout and the same augmentation: 99.4-99.5 % in under "
         "two and a half minutes.",
-        "config": {
-            "arch": "cnn",
-            "conv": [16, 32],
-            "kernel_size": 3,
-            "padding": "valid",
-            "hidden": [128],
-            "batchnorm": True,
-            "dropout": 0.3,
-            "lr": 0.5,
-            "epochs": 12,
-            "aug_rotate": 10.0,
-            "aug_shift": 2.0,
-            "aug_scale": 0.1,
-        },
+        "config": CNN,
     },
     "cnn-best": {
         "about": "A wider CNN (32 and 64 filters) trained longer with elastic distortions "
         "(Simard et al., 2003) on top: the most accurate preset, and the slowest.",
-        "config": {
-            "arch": "cnn",
-            "conv": [32, 64],
-            "kernel_size": 3,
-            "padding": "valid",
-            "hidden": [128],
-            "batchnorm": True,
-            "dropout": 0.3,
-            "lr": 0.5,
-            "epochs": 30,
-            "aug_rotate": 10.0,
-            "aug_shift": 2.0,
-            "aug_scale": 0.1,
-            "aug_elastic": 34.0,
-        },
+        "config": {**CNN, "conv": [32, 64], "epochs": 30, "aug_elastic": 34.0},
     },
 }
 

@@ -88,3 +88,12 @@ def test_several_problems_are_all_reported():
 def test_unknown_preset():
     with pytest.raises(KeyError, match="unknown preset 'fast'"):
         preset("fast")
+
+
+def test_the_presets_build_on_each_other_as_the_readme_says():
+    cnn = preset("cnn")
+    assert (cnn.arch, cnn.conv, cnn.hidden, cnn.epochs) == ("cnn", [16, 32], [128], 12)
+    assert preset("cnn-best") == cnn.replace(conv=[32, 64], epochs=30, aug_elastic=34.0)
+    augment = {"aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1}
+    assert preset("mlp") == preset("default").replace(epochs=60, **augment)
+    assert {k: getattr(cnn, k) for k in augment} == augment
