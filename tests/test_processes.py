@@ -16,6 +16,8 @@ import pytest
 
 from core.config import TrainConfig
 from core.runs import RUNS_DIR_ENV, RunStore, process_start
+from core.sweep import plan
+from core.sweep_spec import parse_spec
 from core.worker import ensure_worker, run_queue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,6 +81,22 @@ def test_a_zombie_owner_is_dead(store):
         assert store.reap() == [run.id]
     finally:
         zombie.wait()
+
+
+def test_queued_sweep_trials_whose_sweep_died_are_stopped_and_resumed_later(store):
+    orphan = store.create(TINY, "orphan", sweep="gone", pid=_dead_pid())
+    waiting = store.create(TINY, "waiting", sweep="live", pid=os.getpid())
+    queued = store.create(TINY, "dashboard")  # no process: the background trainer takes it
+    assert store.reap() == [orphan.id]
+    got = store.get(orphan.id)
+    assert got.status == "stopped" and got.pid is None and got.ended is not None
+    assert "sweep's process ended before this trial ran" in got.message
+    assert "run the sweep again with --resume" in got.message
+    assert store.get(waiting.id).status == store.get(queued.id).status == "queued"
+    assert store.reap() == []
+    spec = parse_spec({"name": "gone", "base": {"train_size": 1000, "epochs": 2}})
+    todo, done = plan(store, spec, resume=True)  # what --resume does: the trial runs again
+    assert done == 0 and [run.config for run in todo] == [TINY]
 
 
 # Temporary files

@@ -156,6 +156,28 @@ def test_dask_local_cluster_gives_the_same_metrics_as_local_processes(tmp_path):
         assert run.test_accuracy == local_test
 
 
+def test_a_dask_trial_that_raises_is_recorded_failed_and_the_others_go_on(tmp_path):
+    from distributed import LocalCluster
+
+    store = RunStore(tmp_path / "runs")
+    missing = str(tmp_path / "no-such-data")
+    spec = parse_spec({"name": "remote", "base": TINY, "grid": {"data_dir": [missing, ""]}})
+    runs, _ = plan(store, spec)
+    reported = []
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    with cluster:
+        run_dask(store, runs, cluster.scheduler_address, reported.append)
+    failed, finished = (store.get(run.id) for run in runs)
+    assert failed.status == "failed" and failed.message.startswith("DataError: ")
+    assert f"{missing} is not a folder" in failed.message and failed.ended is not None
+    assert failed.pid is None and store.epochs(failed.id) == []
+    assert finished.status == "finished" and finished.checkpoint.exists()
+    assert len(store.epochs(finished.id)) == 1 and finished.test_accuracy is not None
+    assert sorted(r.id for r in reported) == sorted(r.id for r in runs)  # each reported once
+
+
 def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
     runs_dir = tmp_path / "runs"
     proc = subprocess.Popen(

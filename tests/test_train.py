@@ -77,19 +77,44 @@ def test_a_diverging_run_stops_with_a_clear_reason(mnist):
     assert "nan" not in result.reason.lower()
 
 
+class SpoilTheSecondEpoch(Callback):
+    """Keeps a copy of the weights at every epoch's end; early in epoch 2 it zeroes them and
+    asks to stop, so epoch 2 ends far worse than epoch 1."""
+
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, np.ndarray]] = {}
+        self.spoiled = False
+
+    def on_train_begin(self, model, config, n_train):
+        self.model = model
+
+    def on_batch_end(self, stats):
+        if stats.epoch == 2 and stats.batch == 4:
+            for param in self.model.params:
+                param.value[...] = 0.0
+            self.spoiled = True
+
+    def on_epoch_end(self, stats, model):
+        self.weights[stats.epoch] = model.get_weights()
+
+
 def test_stop_request_ends_cleanly_and_keeps_the_best_weights(mnist):
-    calls = []
-
-    def should_stop() -> bool:
-        calls.append(1)
-        return len(calls) >= 20  # in the second epoch
-
-    result = fit(SMALL.replace(epochs=10), mnist, should_stop=should_stop)
-    assert result.status == "stopped"
-    assert len(result.history) == 2
-    best = max(h.val_accuracy for h in result.history)
-    assert result.best_val_accuracy == best
-    assert result.test_accuracy is not None
+    spoiler = SpoilTheSecondEpoch()
+    result = fit(SMALL.replace(epochs=10), mnist, [spoiler], should_stop=lambda: spoiler.spoiled)
+    assert result.status == "stopped" and result.reason == "Stopped by request in epoch 2."
+    first, second = result.history
+    assert second.val_accuracy < 0.2 < 0.5 < first.val_accuracy  # zeroed weights only guess
+    assert (result.best_epoch, result.best_val_accuracy) == (1, first.val_accuracy)
+    # The model returned holds epoch 1's weights, every array of them, not the last ones.
+    kept = result.model.get_weights()
+    assert kept.keys() == spoiler.weights[1].keys()
+    for key, value in spoiler.weights[1].items():
+        np.testing.assert_array_equal(kept[key], value)
+    assert not all(np.array_equal(kept[k], v) for k, v in spoiler.weights[2].items())
+    assert (
+        result.test_accuracy
+        == evaluate(result.model, mnist.test_images, mnist.test_labels).accuracy
+    )
 
 
 def test_early_stopping_restores_the_best_epoch(mnist):
