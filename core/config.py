@@ -27,13 +27,39 @@ MNIST_TRAIN_POOL = 60_000  # images in the training file, before the validation 
 # (core/fpu.py), so a smaller setting would silently be 0.
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 # Positive settings that reach float32 arithmetic.
-FLOAT32_SETTINGS = ("lr", "weight_decay", "step_gamma", "momentum", "dropout", "aug_rotate",
-                    "aug_shift", "aug_scale", "aug_elastic", "aug_elastic_sigma")  # fmt: skip
+FLOAT32_SETTINGS = (
+    "lr",
+    "weight_decay",
+    "step_gamma",
+    "momentum",
+    "dropout",
+    "aug_rotate",
+    "aug_shift",
+    "aug_scale",
+    "aug_elastic",
+    "aug_elastic_sigma",
+)
 # The settings the memory estimate reads: it is only made once they are all valid.
-MEMORY_SETTINGS = ("arch", "hidden", "conv", "kernel_size", "padding", "activation", "dropout",
-                   "batchnorm", "optimizer", "momentum", "weight_decay", "batch_size",
-                   "train_size", "val_size", "aug_rotate", "aug_shift", "aug_scale",
-                   "aug_elastic")  # fmt: skip
+MEMORY_SETTINGS = (
+    "arch",
+    "hidden",
+    "conv",
+    "kernel_size",
+    "padding",
+    "activation",
+    "dropout",
+    "batchnorm",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "batch_size",
+    "train_size",
+    "val_size",
+    "aug_rotate",
+    "aug_shift",
+    "aug_scale",
+    "aug_elastic",
+)
 
 
 # One line of plain language per setting, shown by the CLI's --help and the Train page.

@@ -203,8 +203,9 @@ def spec_plan(spec: dict[str, Any]) -> list[LayerPlan]:
     for config in spec["layers"]:
         layer = L.from_config(config)
         out = layer.output_shape(shape)
-        plan.append(LayerPlan(layer, shape, out, layer.param_shapes(shape),
-                              layer.state_shapes(shape)))  # fmt: skip
+        plan.append(
+            LayerPlan(layer, shape, out, layer.param_shapes(shape), layer.state_shapes(shape))
+        )
         shape = out
     return plan
 

@@ -118,8 +118,9 @@ class Step:
 
 def lr_at(cfg: TrainConfig, epoch: float) -> float:
     """The learning rate of `cfg` at fractional `epoch` (0 at the start of training)."""
-    return learning_rate(cfg.lr, epoch, cfg.epochs, cfg.schedule, cfg.warmup_epochs,
-                         cfg.step_every, cfg.step_gamma)  # fmt: skip
+    return learning_rate(
+        cfg.lr, epoch, cfg.epochs, cfg.schedule, cfg.warmup_epochs, cfg.step_every, cfg.step_gamma
+    )
 
 
 def train_steps(
@@ -226,8 +227,9 @@ def _fit(
     for epoch in range(cfg.epochs):
         epoch_start = time.perf_counter()
         loss_sum = correct = seen = 0.0
-        steps = train_steps(model, optimizer, cfg, images, labels, split.train, rng, transform,
-                            epoch)  # fmt: skip
+        steps = train_steps(
+            model, optimizer, cfg, images, labels, split.train, rng, transform, epoch
+        )
         with closing(steps):  # stops the prefetch thread as soon as the loop is left
             for step in steps:
                 b, y, loss, logits, lr = step.batch, step.labels, step.loss, step.logits, step.lr

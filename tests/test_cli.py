@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -50,8 +51,8 @@ def test_train_on_a_subset_prints_progress_and_json(tmp_path):
 
 def test_train_human_output_and_preset(tmp_path):
     out = tmp_path / "seed.npz"
-    result = cli("train", "--preset", "seed", "--train-size", "2000", "--batch-size", "2000",
-                 "--epochs", "3", "--out", str(out), "--quiet")  # fmt: skip
+    args = shlex.split("--preset seed --train-size 2000 --batch-size 2000 --epochs 3 --quiet")
+    result = cli("train", *args, "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "epoch   3" in result.stdout
     assert "test accuracy" in result.stdout and f"saved {out}" in result.stdout
@@ -61,15 +62,14 @@ def test_runs_are_recorded_in_the_store_unless_told_not_to(tmp_path):
     from core.runs import RunStore
 
     runs = str(tmp_path / "store")
-    result = cli("train", "--train-size", "500", "--epochs", "1", "--name", "cli run", "--json",
-                 runs=runs)  # fmt: skip
+    small = shlex.split("--train-size 500 --epochs 1")
+    result = cli("train", *small, "--name", "cli run", "--json", runs=runs)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     (run,) = RunStore(runs).list()
     assert run.id == summary["run_id"] and run.name == "cli run" and run.status == "finished"
     assert summary["model_path"] == str(run.checkpoint) and run.checkpoint.exists()
-    result = cli("train", "--train-size", "500", "--epochs", "1", "--no-store", "--quiet",
-                 cwd=tmp_path, runs=runs)  # fmt: skip
+    result = cli("train", *small, "--no-store", "--quiet", cwd=tmp_path, runs=runs)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "model.npz").exists() and len(RunStore(runs).list()) == 1
 
@@ -86,10 +86,12 @@ def test_runs_are_recorded_in_the_store_unless_told_not_to(tmp_path):
         (["--dropout", "1"], "--dropout: must be in [0, 1)"),
         (["--preset", "nope"], "invalid choice: 'nope'"),
         (["--optimizer", "lbfgs"], "--optimizer: 'lbfgs' is not one of sgd, adam"),
-        (["--arch", "cnn", "--kernel-size", "9", "--conv", "8,8,8", "--padding", "valid"],
-         "--kernel-size: kernel 9x9 with 3 convolution blocks"),
+        (
+            ["--arch", "cnn", "--kernel-size", "9", "--conv", "8,8,8", "--padding", "valid"],
+            "--kernel-size: kernel 9x9 with 3 convolution blocks",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments_get_a_usage_message(args, message):
     result = cli("train", *args)
     assert result.returncode == 2
@@ -179,9 +181,9 @@ def test_missing_subcommand_and_missing_model():
 def test_a_run_that_diverges_after_good_epochs_keeps_its_best_weights(tmp_path):
     """The learning rate ramps up to 20 over the run: fine for three epochs, then too high."""
     out = tmp_path / "m.npz"
-    result = cli("train", "--no-store", "--out", str(out), "--json", "--train-size", "1000",
-                 "--val-size", "500", "--epochs", "10", "--schedule", "constant",
-                 "--warmup-epochs", "10", "--lr", "20", "--activation", "leaky_relu")  # fmt: skip
+    small = shlex.split("--train-size 1000 --val-size 500 --epochs 10")
+    ramp = shlex.split("--schedule constant --warmup-epochs 10 --lr 20 --activation leaky_relu")
+    result = cli("train", "--no-store", "--out", str(out), "--json", *small, *ramp)
     assert result.returncode == 1
     assert_no_traceback(result)
     summary = json.loads(result.stdout)
@@ -220,8 +222,8 @@ def test_a_run_that_learned_nothing_exits_1_with_its_reason(tmp_path, monkeypatc
 
     monkeypatch.setattr(core.cli, "fit", fit_that_learns_nothing)
     out = tmp_path / "m.npz"
-    code = _main(["train", "--no-store", "--out", str(out), "--train-size", "500", "--epochs",
-                  "1", "--quiet"], monkeypatch)  # fmt: skip
+    args = shlex.split("train --no-store --train-size 500 --epochs 1 --quiet")
+    code = _main([*args, "--out", str(out)], monkeypatch)
     captured = capsys.readouterr()
     assert code == 1
     assert "Finished" not in captured.out

@@ -3,6 +3,7 @@ float32 would turn into 0, are refused before training starts."""
 
 from __future__ import annotations
 
+import shlex
 import time
 import tracemalloc
 
@@ -72,15 +73,24 @@ def test_problems_stays_fast_enough_for_every_rerun():
 
 
 def test_the_cli_refuses_the_huge_network_before_allocating_it(tmp_path):
-    result = cli("train", "--arch", "cnn", "--conv", "8192", "--kernel-size", "28",
-                 "--hidden", "8192", "--no-store", "--out", str(tmp_path / "m.npz"))  # fmt: skip
+    huge = shlex.split("--arch cnn --conv 8192 --kernel-size 28 --hidden 8192 --no-store")
+    result = cli("train", *huge, "--out", str(tmp_path / "m.npz"))
     assert result.returncode == 2, result.stderr
     assert_no_traceback(result)
     assert "--conv: this network needs about" in result.stderr and "is free" in result.stderr
 
 
-FLOAT32_FIELDS = ["lr", "weight_decay", "step_gamma", "momentum", "dropout", "aug_rotate",
-                  "aug_shift", "aug_scale", "aug_elastic"]  # fmt: skip
+FLOAT32_FIELDS = [
+    "lr",
+    "weight_decay",
+    "step_gamma",
+    "momentum",
+    "dropout",
+    "aug_rotate",
+    "aug_shift",
+    "aug_scale",
+    "aug_elastic",
+]
 
 
 @pytest.mark.parametrize("name", FLOAT32_FIELDS)

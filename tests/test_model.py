@@ -26,8 +26,13 @@ def test_seed_preset_spec_is_the_original_network():
     dense = [layer for layer in model.layers if layer.kind == "dense"]
     assert [d.params["W"].shape for d in dense] == [(784, 128), (128, 64), (64, 10)]
     assert [layer.kind for layer in model.layers] == [
-        "flatten", "dense", "relu", "dense", "relu", "dense"
-    ]  # fmt: skip
+        "flatten",
+        "dense",
+        "relu",
+        "dense",
+        "relu",
+        "dense",
+    ]
     # randn(n_out, n_in) * sqrt(1/n_in): the first layer's weights have std 1/28.
     assert dense[0].params["W"].std() == pytest.approx(1 / 28, rel=0.02)
     assert all(np.all(d.params["b"] == 0) for d in dense)

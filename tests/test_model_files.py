@@ -105,8 +105,9 @@ def bomb(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bomb")
     arrays = arrays_of(good_model(folder / "good.npz"))
     members = [stored(f"{key}.npy", value) for key, value in arrays.items() if key != "param.1.W"]
-    path = write_zip(folder / "bomb.npz",
-                     [("param.1.W.npy", data, 8, crc, mebibytes * MIB), *members])  # fmt: skip
+    path = write_zip(
+        folder / "bomb.npz", [("param.1.W.npy", data, 8, crc, mebibytes * MIB), *members]
+    )
     assert path.stat().st_size < 5 * MIB
     return path
 
@@ -139,17 +140,28 @@ def test_an_array_header_declaring_a_huge_shape_is_refused_before_allocating(tmp
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"input_shape": [28, 28, 1], "layers": [{"type": "flatten"},
-          {"type": "dense", "units": 10**9}]},
-         r"layer 1 \(dense\): units must be a whole number from 1 to 8192, got 1000000000"),
-        (spec_from_config(TrainConfig(arch="cnn", conv=[8192], hidden=[8192])),
-         r"weights \(49\.0 GiB\), over the 2\.0 GiB limit of a model file"),
-        ({"input_shape": [10**6, 10**6, 1], "layers": [{"type": "flatten"}]},
-         r"input_shape must be \[28, 28, 1\]"),
+        (
+            {
+                "input_shape": [28, 28, 1],
+                "layers": [{"type": "flatten"}, {"type": "dense", "units": 10**9}],
+            },
+            r"layer 1 \(dense\): units must be a whole number from 1 to 8192, got 1000000000",
+        ),
+        (
+            spec_from_config(TrainConfig(arch="cnn", conv=[8192], hidden=[8192])),
+            r"weights \(49\.0 GiB\), over the 2\.0 GiB limit of a model file",
+        ),
+        (
+            {"input_shape": [10**6, 10**6, 1], "layers": [{"type": "flatten"}]},
+            r"input_shape must be \[28, 28, 1\]",
+        ),
     ],
-    ids=["a billion units", "within each layer's limits, 13 billion weights in all",
-         "a huge input"],
-)  # fmt: skip
+    ids=[
+        "a billion units",
+        "within each layer's limits, 13 billion weights in all",
+        "a huge input",
+    ],
+)
 def test_a_spec_declaring_huge_layers_is_refused_before_building(tmp_path, spec, message):
     path = altered(good_model(tmp_path / "m.npz"), spec=np.array(json.dumps(spec)))
     with pytest.raises(ModelFileError, match=message):
@@ -170,20 +182,36 @@ def test_weights_that_are_not_real_floating_point_numbers_are_refused(tmp_path, 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("spec", np.array([json.dumps(spec_from_config(TrainConfig()))] * 2),
-         "'spec' must be one text string, got an array of <U"),
+        (
+            "spec",
+            np.array([json.dumps(spec_from_config(TrainConfig()))] * 2),
+            "'spec' must be one text string, got an array of <U",
+        ),
         ("spec", np.array(5.0), "'spec' must be one text string, got an array of float64"),
         ("meta", np.array(json.dumps([1, 2])), "'meta' must be a JSON object, got list"),
-        ("meta", np.array(json.dumps({"class_names": "0123456789"})),
-         "'meta' class_names must list 10 names"),
-        ("meta", np.array(json.dumps({"class_names": DIGITS[:9]})),
-         "'meta' class_names must list 10 names"),
+        (
+            "meta",
+            np.array(json.dumps({"class_names": "0123456789"})),
+            "'meta' class_names must list 10 names",
+        ),
+        (
+            "meta",
+            np.array(json.dumps({"class_names": DIGITS[:9]})),
+            "'meta' class_names must list 10 names",
+        ),
         ("meta", np.array(json.dumps({"config": [1]})), "'meta' config must be a JSON object"),
         ("meta", np.array([1, 2]), "'meta' must be one text string"),
     ],
-    ids=["spec of two strings", "spec a number", "meta a list", "class names a string",
-         "nine class names", "config a list", "meta numbers"],
-)  # fmt: skip
+    ids=[
+        "spec of two strings",
+        "spec a number",
+        "meta a list",
+        "class names a string",
+        "nine class names",
+        "config a list",
+        "meta numbers",
+    ],
+)
 def test_spec_and_meta_of_the_wrong_type_are_refused(tmp_path, name, value, message):
     path = altered(good_model(tmp_path / "m.npz"), **{name: value})
     with pytest.raises(ModelFileError, match=message):

@@ -75,19 +75,34 @@ def test_a_fifo_is_refused_before_training_and_left_as_it_was(tmp_path):
 @pytest.mark.parametrize(
     ("make", "out", "message"),
     [
-        (lambda d: (d / "folder").mkdir(), "folder",
-         "folder is a folder; give a file name inside it, e.g. folder/model.npz"),
+        (
+            lambda d: (d / "folder").mkdir(),
+            "folder",
+            "folder is a folder; give a file name inside it, e.g. folder/model.npz",
+        ),
         (lambda d: None, "", "the output path is empty"),
         (lambda d: None, "new/", "new/ names a folder; give a file name inside it"),
-        (lambda d: (d / "notes.txt").write_text("x"), "notes.txt/model.npz",
-         "notes.txt is not a folder, so notes.txt/model.npz cannot be created in it"),
-        (lambda d: (d / "notes.txt").write_text("x"), "notes.txt/deeper/model.npz",
-         "notes.txt is not a folder"),
+        (
+            lambda d: (d / "notes.txt").write_text("x"),
+            "notes.txt/model.npz",
+            "notes.txt is not a folder, so notes.txt/model.npz cannot be created in it",
+        ),
+        (
+            lambda d: (d / "notes.txt").write_text("x"),
+            "notes.txt/deeper/model.npz",
+            "notes.txt is not a folder",
+        ),
         (lambda d: device_node(d / "dev"), "dev", "dev is a character device"),
     ],
-    ids=["existing folder", "empty string", "trailing slash", "parent is a file",
-         "grandparent is a file", "device node"],
-)  # fmt: skip
+    ids=[
+        "existing folder",
+        "empty string",
+        "trailing slash",
+        "parent is a file",
+        "grandparent is a file",
+        "device node",
+    ],
+)
 def test_a_bad_out_is_refused_before_the_data_is_even_loaded(tmp_path, make, out, message):
     make(tmp_path)
     # A data folder that does not exist: had the data been loaded first, that would be the error.

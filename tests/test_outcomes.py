@@ -119,9 +119,16 @@ def test_a_killed_run_gets_its_best_recorded_epoch_and_keeps_its_checkpoint(stor
     gone.wait()
     run = store.create(DIVERGING, "killed", status="running", pid=gone.pid)
     for epoch, accuracy in enumerate((0.5, 0.8, 0.7), start=1):
-        metrics = {"epoch": epoch, "train_loss": 1.0, "train_accuracy": accuracy,
-                   "val_loss": 1.0, "val_accuracy": accuracy, "lr": 0.1, "seconds": 2.0,
-                   "elapsed": 2.0 * epoch}  # fmt: skip
+        metrics = {
+            "epoch": epoch,
+            "train_loss": 1.0,
+            "train_accuracy": accuracy,
+            "val_loss": 1.0,
+            "val_accuracy": accuracy,
+            "lr": 0.1,
+            "seconds": 2.0,
+            "elapsed": 2.0 * epoch,
+        }
         store.add_epoch(run.id, metrics, [])
     run.checkpoint.write_bytes(b"the checkpoint of epoch 2")
     assert store.reap() == [run.id]

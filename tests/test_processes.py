@@ -5,6 +5,7 @@ and writes cut short leave no temporary files behind."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -189,12 +190,16 @@ def _running(pid: int) -> bool:
 def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, RunStore, list[int]]:
     """A two-trial sweep in two workers, once both trials have recorded an epoch."""
     runs_dir = tmp_path / "runs"
+    sweep = "--grid lr=0.3,0.5 --set epochs=200 --set train_size=2000 --name long --workers 2"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "sweep", "--grid", "lr=0.3,0.5", "--set", "epochs=200",
-         "--set", "train_size=2000", "--name", "long", "--workers", "2"],
-        cwd=REPO, env={**os.environ, RUNS_DIR_ENV: str(runs_dir), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, *shlex.split(f"-m core sweep {sweep}")],
+        cwd=REPO,
+        env={**os.environ, RUNS_DIR_ENV: str(runs_dir), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, proc.communicate()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from core.config import TrainConfig
 from core.model_load import load_model
 from core.recorder import train_run
 from core.runs import RUNS_DIR_ENV, RunStore, progress_fraction, slug
+from core.train import EpochStats
 from core.worker import run_queue, worker_running
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,9 +57,8 @@ def test_rename_tag_and_delete_with_files(store):
     store.rename(run.id, "new")
     store.set_tags(run.id, ["b", "a", " a ", ""])
     assert store.get(run.id).name == "new" and store.get(run.id).tags == ["a", "b"]
-    store.add_epoch(run.id, dict.fromkeys(
-        ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-         "seconds", "elapsed"], 1.0), [(1, 0.5, 2.0)])  # fmt: skip
+    metrics = {field.name: 1.0 for field in fields(EpochStats)}
+    store.add_epoch(run.id, metrics, [(1, 0.5, 2.0)])
     store.delete(run.id)
     assert not run.dir.exists()
     assert store.epochs(run.id) == [] and store.batch_losses(run.id) == []
@@ -88,9 +90,16 @@ def test_claiming_is_atomic_across_processes(store):
 def _write_epochs(root: str, run_id: int, n: int) -> None:
     store = RunStore(root)
     for epoch in range(1, n + 1):
-        metrics = {"epoch": epoch, "train_loss": 1 / epoch, "train_accuracy": 0.5,
-                   "val_loss": 1 / epoch, "val_accuracy": epoch / n, "lr": 0.1,
-                   "seconds": 0.01, "elapsed": epoch * 0.01}  # fmt: skip
+        metrics = {
+            "epoch": epoch,
+            "train_loss": 1 / epoch,
+            "train_accuracy": 0.5,
+            "val_loss": 1 / epoch,
+            "val_accuracy": epoch / n,
+            "lr": 0.1,
+            "seconds": 0.01,
+            "elapsed": epoch * 0.01,
+        }
         store.add_epoch(run_id, metrics, [(epoch * 10 + k, epoch, 1.0) for k in range(5)])
         store.set_progress(run_id, {"epoch": epoch})
 
@@ -116,9 +125,10 @@ def test_concurrent_writers_and_readers(store):
     runs = [store.create(TINY, f"w{i}", status="running", pid=os.getpid()) for i in range(2)]
     out: mp.Queue = mp.Queue()
     writers = [mp.Process(target=_write_epochs, args=(str(store.root), r.id, 150)) for r in runs]
-    readers = [mp.Process(target=_read_repeatedly,
-                          args=(str(store.root), [r.id for r in runs], 3.0, out))
-               for _ in range(3)]  # fmt: skip
+    readers = [
+        mp.Process(target=_read_repeatedly, args=(str(store.root), [r.id for r in runs], 3.0, out))
+        for _ in range(3)
+    ]
     for p in writers + readers:
         p.start()
     for p in writers + readers:
@@ -193,11 +203,14 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
 
 
 def test_stop_request_ends_a_cli_run_and_keeps_its_best_checkpoint(store):
+    train = shlex.split("-m core train --epochs 50 --train-size 20000 --quiet --name long")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "train", "--epochs", "50", "--train-size", "20000",
-         "--quiet", "--name", "long"],
-        env=_env(store), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, *train],
+        env=_env(store),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _wait_for(lambda: store.list() and store.epochs(store.list()[0].id))
     run = store.list()[0]
     assert run.status == "running" and run.pid == proc.pid
@@ -210,11 +223,14 @@ def test_stop_request_ends_a_cli_run_and_keeps_its_best_checkpoint(store):
 
 
 def test_a_killed_run_is_reaped_as_failed_and_its_checkpoint_loads(store):
+    train = shlex.split("-m core train --epochs 50 --train-size 20000 --quiet")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "train", "--epochs", "50", "--train-size", "20000",
-         "--quiet"],
-        env=_env(store), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [sys.executable, *train],
+        env=_env(store),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait_for(lambda: store.list() and len(store.epochs(store.list()[0].id)) >= 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

@@ -21,8 +21,16 @@ from core.runs import SCHEMA, RunStore, StoreError
 
 TINY = TrainConfig(train_size=1000, epochs=2)
 GARBAGE = b"this is not a database, just some bytes a user put here\n" * 40
-EPOCH = {"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.0,
-         "val_accuracy": 0.5, "lr": 0.1, "seconds": 1.0, "elapsed": 1.0}  # fmt: skip
+EPOCH = {
+    "epoch": 1,
+    "train_loss": 1.0,
+    "train_accuracy": 0.5,
+    "val_loss": 1.0,
+    "val_accuracy": 0.5,
+    "lr": 0.1,
+    "seconds": 1.0,
+    "elapsed": 1.0,
+}
 
 
 @pytest.fixture
@@ -310,8 +318,10 @@ def test_an_unreadable_queued_run_is_left_queued_for_a_version_that_can_train_it
     store = RunStore(root)
     bad, good = store.create(TINY, "newer"), store.create(TINY, "ours")
     with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE runs SET config = ? WHERE id = ?",
-                   (json.dumps({**TINY.to_dict(), "wings": 2}), bad.id))  # fmt: skip
+        db.execute(
+            "UPDATE runs SET config = ? WHERE id = ?",
+            (json.dumps({**TINY.to_dict(), "wings": 2}), bad.id),
+        )
     assert store.queued() == [good.id]
     assert store.claim_next(os.getpid()).id == good.id
     assert store.claim_next(os.getpid()) is None

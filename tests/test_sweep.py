@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,8 +26,13 @@ def test_grid_expansion_is_the_full_product_in_a_fixed_order():
     spec = parse_spec({"base": TINY, "grid": {"momentum": [0.0, 0.9], "lr": [0.1, 0.5, 1.0]}})
     configs = expand(spec)
     assert [(c.lr, c.momentum) for c in configs] == [
-        (0.1, 0.0), (0.1, 0.9), (0.5, 0.0), (0.5, 0.9), (1.0, 0.0), (1.0, 0.9)
-    ]  # fmt: skip
+        (0.1, 0.0),
+        (0.1, 0.9),
+        (0.5, 0.0),
+        (0.5, 0.9),
+        (1.0, 0.0),
+        (1.0, 0.9),
+    ]
     assert all(c.epochs == 1 and c.train_size == 600 for c in configs)
 
 
@@ -87,17 +93,24 @@ def test_the_example_spec_is_valid():
 
 def test_a_local_sweep_fills_the_store_and_a_failing_trial_does_not_stop_the_others(tmp_path):
     store = RunStore(tmp_path / "runs")
-    spec = parse_spec({"name": "mixed", "base": TINY,
-                       "grid": {"data_dir": ["", str(tmp_path / "no-such-data")],
-                                "lr": [0.5, 60.0]}})  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "mixed",
+            "base": TINY,
+            "grid": {"data_dir": ["", str(tmp_path / "no-such-data")], "lr": [0.5, 60.0]},
+        }
+    )
     runs, done = plan(store, spec)
     assert done == 0 and len(runs) == 4
     run_local(store, runs, workers=2)
     by_config = {(r.config.data_dir, r.config.lr): r for r in store.list_sweep("mixed")}
     assert by_config[("", 0.5)].status == "finished"
     assert by_config[("", 60.0)].status == "diverged"
-    assert all(r.status == "failed" and "is not a folder" in r.message
-               for (d, _), r in by_config.items() if d)  # fmt: skip
+    assert all(
+        r.status == "failed" and "is not a folder" in r.message
+        for (d, _), r in by_config.items()
+        if d
+    )
     rows = summary(store, spec)
     assert rows[0]["run_id"] == by_config[("", 0.5)].id and rows[0]["rank"] == 1
     assert all(r.sweep == "mixed" for r in store.list())
@@ -140,14 +153,18 @@ def test_dask_local_cluster_gives_the_same_metrics_as_local_processes(tmp_path):
     spec = parse_spec({"name": "same", "base": TINY, "grid": grid})
     runs, _ = plan(local_store, spec)
     run_local(local_store, runs, workers=2)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    with cluster:
         runs, _ = plan(dask_store, spec)
         run_dask(dask_store, runs, cluster.scheduler_address)
 
     def metrics(store: RunStore) -> dict:
-        return {(r.config.lr, r.config.momentum): [e["val_accuracy"] for e in store.epochs(r.id)]
-                for r in store.list_sweep("same")}  # fmt: skip
+        return {
+            (r.config.lr, r.config.momentum): [e["val_accuracy"] for e in store.epochs(r.id)]
+            for r in store.list_sweep("same")
+        }
 
     assert metrics(local_store) == metrics(dask_store)
     local_tests = [r.test_accuracy for r in local_store.list_sweep("same")]
@@ -180,12 +197,16 @@ def test_a_dask_trial_that_raises_is_recorded_failed_and_the_others_go_on(tmp_pa
 
 def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
     runs_dir = tmp_path / "runs"
+    grid = "--grid lr=0.1,0.2,0.3,0.4,0.5,0.6 --set epochs=30 --set train_size=20000"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "sweep", "--grid", "lr=0.1,0.2,0.3,0.4,0.5,0.6",
-         "--set", "epochs=30", "--set", "train_size=20000", "--name", "long", "--workers", "1"],
-        cwd=REPO, env={**os.environ, "MNIST_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, *shlex.split(f"-m core sweep {grid} --name long --workers 1")],
+        cwd=REPO,
+        env={**os.environ, "MNIST_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     store = RunStore(runs_dir)
     deadline = time.monotonic() + 120
     while not any(store.epochs(r.id) for r in store.list()):
@@ -196,6 +217,7 @@ def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err
     statuses = sorted(r.status for r in store.list_sweep("long"))
     assert statuses == ["stopped"] * 6
-    done = [json.loads(r.config.to_json())["lr"] for r in store.list_sweep("long")
-            if store.epochs(r.id)]  # fmt: skip
+    done = [
+        json.loads(r.config.to_json())["lr"] for r in store.list_sweep("long") if store.epochs(r.id)
+    ]
     assert done == [0.1]

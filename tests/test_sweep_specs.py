@@ -19,7 +19,8 @@ GRID = "grid: {lr: [0.1]}\n"
 BAD_FILES = {
     # The cases in issue 13
     "trials: abc": (
-        GRID + "trials: abc", r"trials must be a whole number from 1 to 1000, got 'abc'",
+        GRID + "trials: abc",
+        r"trials must be a whole number from 1 to 1000, got 'abc'",
     ),
     "seed: abc": (GRID + "seed: abc", r"seed must be a whole number from 0 .*, got 'abc'"),
     "base: [1,2]": (GRID + "base: [1, 2]", r"base must map setting names to values.*got \[1, 2\]"),
@@ -35,17 +36,20 @@ BAD_FILES = {
     # More of the same kind
     "a grid value of the wrong type": ("grid: {lr: [0.1, fast]}", r"grid.lr\[1\]: 'fast'"),
     "a list where one value goes": (
-        "grid: {lr: [[0.1]]}", r"grid.lr\[0\]: \[0.1\] is not a single value",
+        "grid: {lr: [[0.1]]}",
+        r"grid.lr\[0\]: \[0.1\] is not a single value",
     ),
     "choice: 3": (
         "random: {activation: {choice: 3}}",
         r"random.activation.choice needs a non-empty list of values, got 3",
     ),
     "a choice of the wrong type": (
-        "random: {epochs: {choice: [2, many]}}", r"random.epochs.choice\[1\]: 'many'",
+        "random: {epochs: {choice: [2, many]}}",
+        r"random.epochs.choice\[1\]: 'many'",
     ),
     "negative trials": (
-        GRID + "trials: -2", r"trials must be a whole number from 1 to 1000, got -2",
+        GRID + "trials: -2",
+        r"trials must be a whole number from 1 to 1000, got -2",
     ),
     "trials: true": (GRID + "trials: true", r"trials must be a whole number .*, got True"),
     "a negative seed": (GRID + "seed: -1", r"seed must be a whole number from 0"),
@@ -56,21 +60,24 @@ BAD_FILES = {
     "base.preset: [1]": (GRID + "base: {preset: [1]}", r"base.preset \[1\] is not one of"),
     "base.preset: nested garbage": (GRID + "base: {preset: {a: 1}}", r"base.preset \{'a': 1\}"),
     "uniform of three numbers": (
-        "random: {dropout: {uniform: [0, 0.1, 0.2]}}", r"random.dropout.uniform needs two",
+        "random: {dropout: {uniform: [0, 0.1, 0.2]}}",
+        r"random.dropout.uniform needs two",
     ),
     "uniform of nested lists": (
-        "random: {dropout: {uniform: [[0], [1]]}}", r"random.dropout.uniform needs two finite",
+        "random: {dropout: {uniform: [[0], [1]]}}",
+        r"random.dropout.uniform needs two finite",
     ),
     "uniform with NaN": ("random: {dropout: {uniform: [.nan, 0.5]}}", r"needs two finite numbers"),
     "int_uniform of fractions": (
-        "random: {epochs: {int_uniform: [1, 2.5]}}", r"int_uniform needs two whole numbers",
+        "random: {epochs: {int_uniform: [1, 2.5]}}",
+        r"int_uniform needs two whole numbers",
     ),
     "uniform for a word setting": (
         "random: {activation: {uniform: [0, 1]}}",
         r"random.activation.uniform: activation is not a numeric setting; draw its values with",
     ),
     "nested too deeply": ("grid: {lr: " + "[" * 2000 + "]" * 2000 + "}", r"nested too deeply"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_FILES.values(), ids=list(BAD_FILES))
@@ -113,13 +120,16 @@ def test_the_cli_says_what_is_wrong_in_one_message(tmp_path, text):
     path.write_text(text)
     result = subprocess.run(
         [sys.executable, "-m", "core", "sweep", str(path)],
-        cwd=REPO, env={**os.environ, "MNIST_RUNS_DIR": str(tmp_path / "runs"),
-                       "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=REPO,
+        env={**os.environ, "MNIST_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "error:" in result.stderr and ("trials" in result.stderr or "base" in result.stderr
-                                          or "metric" in result.stderr)  # fmt: skip
+    assert "error:" in result.stderr and (
+        "trials" in result.stderr or "base" in result.stderr or "metric" in result.stderr
+    )
 
 
 # The command line's flags, laid over a spec file or on their own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import subprocess
 import sys
 
@@ -151,8 +152,8 @@ def test_full_batch_is_the_special_case_batch_size_n(mnist):
 def test_training_the_mlp_peaks_under_400_mib(tmp_path):
     """Images stay uint8 and are converted per batch: one full epoch stays small."""
     # A wrapper process whose only child is the trainer, so ru_maxrss is the trainer's own peak.
-    train = [sys.executable, "-m", "core", "train", "--epochs", "1", "--quiet",
-             "--out", str(tmp_path / "m.npz")]  # fmt: skip
+    out = str(tmp_path / "m.npz")
+    train = [sys.executable, *shlex.split("-m core train --epochs 1 --quiet --out"), out]
     probe = (
         "import resource, subprocess, sys; "
         f"subprocess.run({train!r}, check=True, capture_output=True); "
