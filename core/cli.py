@@ -132,6 +132,7 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m core` and its five commands."""
     parser = argparse.ArgumentParser(prog=PROG, description="A NumPy neural network for MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -355,6 +356,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -145,9 +145,11 @@ class TrainConfig:
     data_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting by name, JSON-friendly."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The settings as JSON, keys sorted (the same config gives the same text)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
@@ -163,10 +165,12 @@ class TrainConfig:
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes`, coerced and checked as `from_dict` does."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})
 
     @property
     def augments(self) -> bool:
+        """Whether any augmentation is on."""
         return any((self.aug_rotate, self.aug_shift, self.aug_scale, self.aug_elastic))
 
 

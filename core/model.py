@@ -101,13 +101,16 @@ class Model:
 
     @property
     def n_classes(self) -> int:
+        """The number of outputs, one per class."""
         return self.shapes[-1][0]
 
     @property
     def n_params(self) -> int:
+        """The number of trainable parameters."""
         return sum(p.value.size for p in self.params)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The logits for inputs `x`; `training` switches dropout and batch statistics on."""
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

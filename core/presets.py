@@ -62,6 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset_names() -> list[str]:
+    """Every preset's name, in the order they are offered."""
     return list(PRESETS)
 
 

@@ -1,5 +1,6 @@
 """Training a stored run: `train_run` runs `fit` with a `Recorder`, which writes the run's
-progress, epochs, weight snapshots and best checkpoint into the run store as it goes."""
+progress, epochs, weight snapshots and best checkpoint into the run store as it goes, and
+`record_result` closes it with how training ended."""
 
 from __future__ import annotations
 
@@ -99,10 +100,28 @@ class Recorder(Callback):
         if result.history:
             meta = {**self.meta, **result_meta(result, self.dataset)}
             result.model.save(self.run.checkpoint, meta)
-        self.store.record_result(self.run.id, result.summary())
+        record_result(self.store, self.run.id, result.summary())
 
     def _meta(self, **extra: Any) -> dict[str, Any]:
         return {**self.meta, "config": self.config.to_dict(), **extra}
+
+
+def record_result(store: RunStore, run_id: int, summary: dict[str, Any]) -> None:
+    """Close a run in the store with how its training ended (`TrainResult.summary()`).
+
+    A run that recorded no epoch has no best epoch nor best validation accuracy.
+    """
+    trained = summary["epochs"] > 0
+    store.finish(
+        run_id,
+        summary["status"],
+        summary["reason"],
+        best_epoch=summary["best_epoch"] or None,
+        best_val_accuracy=summary["val_accuracy"] if trained else None,
+        test_accuracy=summary["test_accuracy"],
+        test_loss=summary["test_loss"],
+        train_seconds=summary["seconds"],
+    )
 
 
 def train_run(

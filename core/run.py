@@ -52,17 +52,21 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
+        """The weights of the run's best epoch so far."""
         return self.dir / "model.npz"
 
     @property
     def snapshot_dir(self) -> Path:
+        """The folder of its per-epoch weight snapshots."""
         return self.dir / "snapshots"
 
     @property
     def active(self) -> bool:
+        """Whether it is queued or running."""
         return self.status in ACTIVE
 
     def snapshot(self, epoch: int) -> Path:
+        """The weights at the end of `epoch` (0: before training)."""
         return self.snapshot_dir / f"epoch-{epoch:04d}.npz"
 
     def snapshots(self) -> list[int]:

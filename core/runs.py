@@ -60,6 +60,7 @@ class RunStore:
 
     @property
     def read_only(self) -> bool:
+        """Whether the store can only be read (its folder or file is not writable)."""
         return self._db.read_only
 
     def close(self) -> None:
@@ -184,6 +185,7 @@ class RunStore:
             )
 
     def set_progress(self, run_id: int, progress: dict[str, Any]) -> None:
+        """Replace a running run's progress (see `progress_fraction`)."""
         with self._db.write() as db:
             db.execute("UPDATE runs SET progress = ? WHERE id = ?", (json.dumps(progress), run_id))
 
@@ -228,23 +230,6 @@ class RunStore:
                 (status, message, time.time(), *results.values(), run_id),
             )
 
-    def record_result(self, run_id: int, summary: dict[str, Any]) -> None:
-        """Close a run with how its training ended (`TrainResult.summary()`).
-
-        A run that recorded no epoch has no best epoch nor best validation accuracy.
-        """
-        trained = summary["epochs"] > 0
-        self.finish(
-            run_id,
-            summary["status"],
-            summary["reason"],
-            best_epoch=summary["best_epoch"] or None,
-            best_val_accuracy=summary["val_accuracy"] if trained else None,
-            test_accuracy=summary["test_accuracy"],
-            test_loss=summary["test_loss"],
-            train_seconds=summary["seconds"],
-        )
-
     def request_stop(self, run_id: int) -> None:
         """Ask a running run to stop after its current batch; a queued run is cancelled.
 
@@ -261,15 +246,18 @@ class RunStore:
         close_ownerless(self._db, [run_id])
 
     def stop_requested(self, run_id: int) -> bool:
+        """Whether someone asked this run to stop (`request_stop`)."""
         with self._db.connect() as db:
             row = db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
     def rename(self, run_id: int, name: str) -> None:
+        """Give a run another name (its folder keeps the first one)."""
         with self._db.write() as db:
             db.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip() or "run", run_id))
 
     def set_tags(self, run_id: int, tags: list[str]) -> None:
+        """Replace a run's tags: trimmed, without blanks or repeats, sorted."""
         clean = sorted({t.strip() for t in tags if t.strip()})
         with self._db.write() as db:
             db.execute("UPDATE runs SET tags = ? WHERE id = ?", (json.dumps(clean), run_id))
@@ -358,6 +346,7 @@ class RunStore:
         return self._readable_runs(rows)
 
     def epochs(self, run_id: int) -> list[dict[str, float]]:
+        """A run's per-epoch metrics, in order."""
         with self._db.connect() as db:
             rows = db.execute(
                 "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)

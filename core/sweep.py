@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig
-from .recorder import train_run
+from .recorder import record_result, train_run
 from .runs import Run, RunStore
 from .sweep_spec import METRICS, SweepError, SweepSpec, expand, trial_name, varied_keys
 from .train import fit
@@ -228,7 +228,7 @@ def record_remote(store: RunStore, run: Run, outcome: dict[str, Any]) -> None:
         tmp = run.checkpoint.with_suffix(".tmp")
         tmp.write_bytes(outcome["checkpoint"])
         tmp.replace(run.checkpoint)
-    store.record_result(run.id, outcome)
+    record_result(store, run.id, outcome)
 
 
 def run_dask(store: RunStore, runs: list[Run], address: str, report: Report | None = None) -> None:

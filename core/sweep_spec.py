@@ -259,6 +259,7 @@ def varied_keys(configs: list[TrainConfig]) -> list[str]:
 
 
 def trial_name(spec: SweepSpec, cfg: TrainConfig, keys: list[str]) -> str:
+    """A trial's run name: the sweep's name and its values of the varied settings."""
     parts = [f"{k}={_short(getattr(cfg, k))}" for k in keys]
     return f"{spec.name} " + " ".join(parts) if parts else spec.name
 

@@ -68,6 +68,7 @@ class EpochStats:
     elapsed: float
 
     def to_dict(self) -> dict[str, float]:
+        """The stats by name, as the run store records an epoch."""
         return asdict(self)
 
 

@@ -36,6 +36,7 @@ def _try_lock(store: RunStore) -> int | None:
 
 
 def worker_running(store: RunStore) -> bool:
+    """Whether a worker holds this store's lock now."""
     fd = _try_lock(store)
     if fd is None:
         return True
