@@ -40,7 +40,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from core.config import TrainConfig  # noqa: E402
 from core.data import load_dataset  # noqa: E402
-from core.runs import RunStore, train_run  # noqa: E402
+from core.recorder import train_run  # noqa: E402
+from core.runs import RunStore  # noqa: E402
 from tests.browser import APP_SETTLED, launch_browser, start_app, stop_app  # noqa: E402
 
 PAGES = ["Home", "Draw", "Train", "Evaluate", "Weights", "Data", "Compare"]
