@@ -24,8 +24,9 @@ def runs(monkeypatch, tmp_path) -> Path:
 @pytest.fixture
 def finished_run(runs, mnist):
     store = RunStore(runs)
-    run = store.create(TrainConfig(train_size=500, epochs=1), "tiny", status="running",
-                       pid=os.getpid())  # fmt: skip
+    run = store.create(
+        TrainConfig(train_size=500, epochs=1), "tiny", status="running", pid=os.getpid()
+    )
     train_run(store, run, mnist)
     return store.get(run.id)
 
@@ -97,8 +98,15 @@ def test_a_data_folder_is_loaded_once_whatever_its_spelling(monkeypatch):
     real = state.load_dataset
     monkeypatch.setattr(state, "load_dataset", lambda folder: calls.append(folder) or real(folder))
     state._dataset.clear()
-    for spelling in ("data/mnist", "data/mnist/", "data//mnist/", "data/./mnist", "data/x/../mnist",
-                     str(REPO / "data" / "mnist"), "data/mnist//"):  # fmt: skip
+    for spelling in (
+        "data/mnist",
+        "data/mnist/",
+        "data//mnist/",
+        "data/./mnist",
+        "data/x/../mnist",
+        str(REPO / "data" / "mnist"),
+        "data/mnist//",
+    ):
         state.load_data(spelling)
     assert len(calls) == 1
 
@@ -107,8 +115,9 @@ def test_every_page_cache_is_bounded():
     sources = [*(REPO / "views").glob("*.py"), *(REPO / "dashboard").glob("*.py")]
     for path in sources:
         text = path.read_text()
-        for match in re.finditer(r"@st\.cache_(?:data|resource)\((.*?)\)\ndef \w+\((.*?)\)",
-                                 text, re.S):  # fmt: skip
+        for match in re.finditer(
+            r"@st\.cache_(?:data|resource)\((.*?)\)\ndef \w+\((.*?)\)", text, re.S
+        ):
             options, params = match.groups()
             assert "max_entries" in options or not params.strip(), (path.name, match.group(0))
 

@@ -192,9 +192,19 @@ def test_runs_table_shows_known_metrics_and_only_varying_settings(store, lr_runs
     summaries = store.epoch_summaries()
     now = live.started + 42.0
     table = compare.runs_table(runs, compare.varying_settings(runs), summaries, now)
-    assert list(table.columns) == ["id", "name", "status", "tags", "sweep", "started",
-                                   "duration (s)", "optimizer", "lr", compare.ACCURACY,
-                                   "test accuracy"]  # fmt: skip
+    assert list(table.columns) == [
+        "id",
+        "name",
+        "status",
+        "tags",
+        "sweep",
+        "started",
+        "duration (s)",
+        "optimizer",
+        "lr",
+        compare.ACCURACY,
+        "test accuracy",
+    ]
     rows = table.set_index("name")
     assert rows.loc["fast", compare.ACCURACY] == 0.93 and rows.loc["fast", "test accuracy"] == 0.925
     assert rows.loc["fast", "tags"] == "best" and rows.loc["fast", "sweep"] == "lr-sweep"
@@ -499,12 +509,21 @@ def test_500_runs_load_in_under_two_seconds(monkeypatch, store):
     rng = __import__("random").Random(7)
     for i in range(500):
         config = BASE.replace(
-            lr=rng.choice([0.01, 0.1, 1.0]), optimizer=rng.choice(["sgd", "adam"]),
-            dropout=rng.choice([0.0, 0.2]), hidden=rng.choice([[128, 64], [256]]),
-        )  # fmt: skip
+            lr=rng.choice([0.01, 0.1, 1.0]),
+            optimizer=rng.choice(["sgd", "adam"]),
+            dropout=rng.choice([0.0, 0.2]),
+            hidden=rng.choice([[128, 64], [256]]),
+        )
         val = [round(0.5 + 0.4 * rng.random(), 4) for _ in range(5)]
-        seed_run(store, f"run {i}", config, val, test=max(val), seconds=10 + i % 50,
-                 sweep=rng.choice(["", "s1", "s2"]))  # fmt: skip
+        seed_run(
+            store,
+            f"run {i}",
+            config,
+            val,
+            test=max(val),
+            seconds=10 + i % 50,
+            sweep=rng.choice(["", "s1", "s2"]),
+        )
     at = open_page(monkeypatch, store.root, runs="1,2,3,250,500")  # warms the imports too
     assert len(runs_frame(at)) == 500
     timings = []

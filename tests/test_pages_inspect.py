@@ -43,10 +43,15 @@ def store_with_runs(tmp_path_factory, mnist):
     configs = {
         "tiny": TrainConfig(train_size=1000, epochs=2),
         "tiny-cnn": TrainConfig(
-            arch="cnn", conv=[4, 8], hidden=[16], padding="valid", lr=0.5, train_size=500,
+            arch="cnn",
+            conv=[4, 8],
+            hidden=[16],
+            padding="valid",
+            lr=0.5,
+            train_size=500,
             epochs=1,
         ),
-    }  # fmt: skip
+    }
     for name, config in configs.items():
         run = store.create(config, name, status="running", pid=os.getpid())
         train_run(store, run, mnist)

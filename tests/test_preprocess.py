@@ -27,8 +27,13 @@ def assert_mnist_like(img: np.ndarray) -> None:
     assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
 
 
-def blown_up(digit: np.ndarray, factor: int, canvas: tuple[int, int], at: tuple[int, int],
-             invert: bool = False) -> np.ndarray:  # fmt: skip
+def blown_up(
+    digit: np.ndarray,
+    factor: int,
+    canvas: tuple[int, int],
+    at: tuple[int, int],
+    invert: bool = False,
+) -> np.ndarray:
     """An MNIST digit scaled up and pasted into a larger sheet, as a photo would show it."""
     big = np.asarray(
         Image.fromarray(digit).resize((28 * factor, 28 * factor), Image.Resampling.BICUBIC)
@@ -146,8 +151,12 @@ def test_files_of_many_kinds_load_the_same_digit():
     # Black strokes on a transparent sheet, as drawing apps export them.
     rgba = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
     ImageDraw.Draw(rgba).line([(40, 40), (160, 40), (90, 170)], fill=(0, 0, 0, 255), width=14)
-    for name, data in [("jpeg", rgb), ("gif", palette_gif), ("16-bit", png_bytes(sixteen)),
-                       ("rgba", png_bytes(rgba))]:  # fmt: skip
+    for name, data in [
+        ("jpeg", rgb),
+        ("gif", palette_gif),
+        ("16-bit", png_bytes(sixteen)),
+        ("rgba", png_bytes(rgba)),
+    ]:
         got = prepare(load_image(data)).image
         assert got is not None, name
         assert np.abs(got - reference).mean() < 0.03, name
