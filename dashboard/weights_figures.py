@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core import analysis
+from core.layers import Layer
 from core.model import Model
 from dashboard.grids import (
     CLASS_COLORS,
@@ -166,6 +167,22 @@ def conv_filters_figure(weights: np.ndarray, biases: np.ndarray, tile_px: int = 
         colorbar_title="weight",
         tile_px=max(12, min(tile_px, 900 // channels)),
     )
+
+
+def layer_weights(layer: Layer) -> tuple[go.Figure, str]:
+    """A dense or convolution layer's weights as a figure, and a caption saying how to read it."""
+    W, b = layer.params["W"], layer.params["b"]
+    if layer.kind == "dense":
+        caption = (
+            "One row per neuron of this layer, one column per neuron feeding it: red "
+            "connections excite, blue ones inhibit."
+        )
+        return dense_weights_figure(W), caption
+    if W.shape[2] > 1:
+        return conv_filters_figure(
+            W, b
+        ), "One row per filter, one small image per input channel it reads."
+    return conv_filters_figure(W, b), "One small image per filter."
 
 
 def histogram_figure(

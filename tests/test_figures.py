@@ -450,6 +450,21 @@ def test_the_strongest_inputs_and_a_dense_layers_matrix(rng):
     assert 220 <= figure.layout.height <= 520
 
 
+def test_each_layers_weights_with_how_to_read_them():
+    layers = [
+        {"type": "conv2d", "filters": 3},
+        {"type": "conv2d", "filters": 2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10},
+    ]
+    model = Model({"input_shape": [28, 28, 1], "layers": layers})
+    first, deeper, dense = (weights_figures.layer_weights(model.layers[i]) for i in (0, 1, 3))
+    assert first[1] == "One small image per filter." and len(trace(first[0], "tiles").x) == 3
+    assert deeper[1].startswith("One row per filter, one small image per input channel")
+    assert len(trace(deeper[0], "tiles").x) == 2 * 3
+    assert dense[1].startswith("One row per neuron") and dense[0].data[0].type == "heatmap"
+
+
 def test_activations_are_feature_maps_or_a_grid_of_neurons(rng):
     maps = weights_figures.activation_figure(rng.random((13, 13, 4)))
     assert len(trace(maps, "tiles").x) == 4

@@ -174,22 +174,13 @@ def layers_tab(shown: Shown) -> None:
     for i in weighted:
         if i == weighted[0] and analysis.first_layer_images(net) is not None:
             continue  # drawn as images on the first tab
-        W, b = net.layers[i].params["W"], net.layers[i].params["b"]
         st.markdown(f"**{titles[i]}**")
-        if net.layers[i].kind == "dense":
-            st.plotly_chart(weights_figures.dense_weights_figure(W), key=f"weights_matrix_{i}")
-            st.caption(
-                "One row per neuron of this layer, one column per neuron feeding it: red "
-                "connections excite, blue ones inhibit."
-            )
+        figure, caption = weights_figures.layer_weights(net.layers[i])
+        if net.layers[i].kind == "dense":  # a matrix: zoom into it with the mode bar
+            st.plotly_chart(figure, key=f"weights_matrix_{i}")
         else:
-            figure = weights_figures.conv_filters_figure(W, b)
             st.plotly_chart(figure, key=f"weights_filters_{i}", config=CHART_CONFIG)
-            st.caption(
-                "One row per filter, one small image per input channel it reads."
-                if W.shape[2] > 1
-                else "One small image per filter."
-            )
+        st.caption(caption)
 
 
 def dead_units(shown: Shown) -> None:
@@ -225,13 +216,8 @@ def activations_tab(shown: Shown) -> None:
     probs = softmax(outputs[-1][None])[0]
     left, right = st.columns([1, 2], gap="large")
     with left:
-        digit, bars = images.prediction(
-            data.test_images[index],
-            probs,
-            shown.names,
-            int(data.test_labels[index]),
-            heights=(220, 260),
-        )
+        image, true = data.test_images[index], int(data.test_labels[index])
+        digit, bars = images.prediction(image, probs, shown.names, true, heights=(220, 260))
         st.plotly_chart(digit, key="weights_act_digit", config=CHART_CONFIG)
         st.plotly_chart(bars, key="weights_act_probs", config=CHART_CONFIG)
     with right:
