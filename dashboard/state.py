@@ -1,8 +1,10 @@
-"""What every page shares: the run store, the data set, and the selected model.
+"""What every page shares: the run store, the data set, the selected model, and tabs.
 
 Loaded objects are cached across reruns and sessions (`st.cache_resource`), keyed by
 canonical file path (and modification time for models), with a bound on every cache, so a
-page never reloads what it already has and no link can make the server grow.
+page never reloads what it already has and no link can make the server grow. Every model
+file is read by one loader (`cached_model`); what the pages compute from it is cached in
+dashboard/computed.py.
 
 A broken run store (missing, corrupt, read-only, locked, from a newer version) takes
 nothing down that does not need it: the model picker then offers the shipped models with a
