@@ -11,7 +11,7 @@ epoch loop over the first `--images` training images (default all 60,000):
 
 - ours: exactly the per-batch work of `core.train.fit` for `preset("cnn")` — the model from
   `spec_from_config`, the optimizer from `make_optimizer`, batches from
-  `prefetch(batches(...))` with the preset's augmentation (`core.augment.batch_transform`)
+  `prefetch(batch_jobs(...))` with the preset's augmentation (`core.augment.batch_transform`)
   running in the prefetch thread as in fit, `model.loss_and_grads`, `optimizer.step` at the
   scheduled learning rate, all inside `compute_settings()` (one BLAS thread, denormals
   flushed; Conv2D and MaxPool2D put half of each batch on their helper thread, so ours

@@ -196,7 +196,7 @@ def compute_settings(threads: int = 1) -> Iterator[None]:
     One BLAS thread is the default: on these small matrices a second one costs more in
     synchronisation than it saves (benchmarks/bench_mlp.py shows it). Convolution and
     pooling layers use the second core their own way, by splitting each batch in two
-    (core/layers.py).
+    (core/layers/conv.py).
     """
     with threadpool_limits(limits=threads, user_api="blas"), flush_denormals():
         yield
