@@ -75,6 +75,29 @@ class StoreError(Exception):
     version); the message says what is wrong and what to do about it."""
 
 
+# One descriptor per database file, opened once and never closed. Closing any descriptor of a
+# file drops every POSIX lock this process holds on it, SQLite's included (sqlite.org/
+# howtocorrupt.html, 2.2): another process then believes it is the database's last user,
+# deletes the -wal on close, and this process goes on reading a stale or corrupt copy.
+_HEADER_FDS: dict[tuple[int, int], int] = {}
+_HEADER_LOCK = threading.Lock()
+
+
+def _read_header(path: Path) -> bytes:
+    """The first bytes of the file at `path`, read without ever closing a descriptor of it."""
+    if not os.path.isfile(path):  # a folder, a FIFO or a device is left for SQLite to refuse
+        raise FileNotFoundError(path) if not os.path.exists(path) else IsADirectoryError(path)
+    st = os.stat(path)
+    with _HEADER_LOCK:
+        fd = _HEADER_FDS.get((st.st_dev, st.st_ino))
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            opened = os.fstat(fd)  # the file may have been replaced since the stat: key by this
+            # A second descriptor of a file already held stays open too (closing it is the bug).
+            fd = _HEADER_FDS.setdefault((opened.st_dev, opened.st_ino), fd)
+    return os.pread(fd, len(SQLITE_HEADER), 0)
+
+
 def _writable(root: Path, path: Path) -> bool:
     # os.access honours read-only mounts and immutable files even for root, and mode bits
     # for everyone else: exactly what decides whether SQLite can write here.
@@ -176,8 +199,7 @@ class StoreDB:
         # SQLite itself would read a file that replaced the database through the old file's
         # -wal and show the old runs, so the file is looked at first.
         try:
-            with open(self.path, "rb") as f:
-                head = f.read(len(SQLITE_HEADER))
+            head = _read_header(self.path)
         except (FileNotFoundError, IsADirectoryError):
             return  # created below, or SQLite says it cannot open a folder
         if head != SQLITE_HEADER[: len(head)]:
