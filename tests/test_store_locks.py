@@ -33,18 +33,22 @@ def names(store: RunStore) -> list[str]:
     return sorted(r.name for r in store.list())
 
 
+def names_in_a_new_thread(store: RunStore) -> list[str]:
+    """What a new thread reads: it opens a new connection, as each Streamlit rerun does."""
+    out: list[str] = []
+    thread = threading.Thread(target=lambda: out.extend(names(store)))
+    thread.start()
+    thread.join()
+    return out
+
+
 def test_a_reader_sees_runs_written_by_processes_that_come_and_go(tmp_path):
     writer = RunStore(tmp_path)
     seed_run(writer, "first")
     reader = RunStore(tmp_path)
     expected = ["first"]
     for i in range(2):
-        # A new thread opens a new connection, as each Streamlit rerun does.
-        seen: list[list[str]] = []
-        thread = threading.Thread(target=lambda: seen.append(names(reader)))
-        thread.start()
-        thread.join()
-        assert seen == [expected]
+        assert names_in_a_new_thread(reader) == expected
         reader.close()  # and the next read opens the store again
         add_run_in_another_process(tmp_path, f"trainer {i}")
         expected = sorted([*expected, f"trainer {i}"])
