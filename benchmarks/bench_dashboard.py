@@ -39,7 +39,7 @@ def from_page(runs: Path) -> float:
     start = time.perf_counter()
     next(b for b in at.button if b.label == "Start").click().run()
     store = RunStore(runs)
-    run = store.list()[0]
+    run = store.runs()[0]
     while store.get(run.id).active:
         time.sleep(0.05)
     seconds = time.perf_counter() - start

@@ -143,7 +143,7 @@ def one_pass(browser, root: Path, sessions: int, times: dict, memory: dict) -> N
     memory["one session"].append(rss_mb(server.process.pid))
 
     # Compare from a link, in a browser that has never seen the app.
-    ids = ",".join(str(r.id) for r in RunStore(root / "runs").list()[:5])
+    ids = ",".join(str(r.id) for r in RunStore(root / "runs").runs()[:5])
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
     fresh = other.new_page()
     times["Compare from a 5-run link"].append(

@@ -44,7 +44,7 @@ def one_sweep(workers: int, epochs: int) -> float:
         start = time.perf_counter()
         run_local(store, runs, workers)
         seconds = time.perf_counter() - start
-        assert all(r.status == "finished" for r in store.list()), "a trial did not finish"
+        assert all(r.status == "finished" for r in store.runs()), "a trial did not finish"
     return seconds
 
 

@@ -9,7 +9,6 @@ describes is core/architecture.py.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,19 +220,3 @@ def plan_arrays(plan: list[LayerPlan]) -> dict[str, L.Shape]:
             for name, shape in shapes.items():
                 out[f"{group}.{i}.{name}"] = shape
     return out
-
-
-def __getattr__(name: str) -> Any:
-    # Names that lived here before the file format and the config's spec had their own
-    # modules, which import this one; callers outside core still import them from here.
-    moved = {
-        "load_model": "model_load",
-        "check_spec": "model_load",
-        "check_output_path": "model_save",
-        "OutputPathError": "model_save",
-        "spec_from_config": "architecture",
-    }
-    if name in moved:
-        module = importlib.import_module(f"{__package__}.{moved[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ One SQLite database under the runs folder, `runs/` by default or `$MNIST_RUNS_DI
 (core/store_db.py: connections, faults, schema), and one folder per run (core/run.py).
 Trainer processes write while any number of dashboard sessions read; every write is one
 short transaction, so readers always see a consistent state. A run row this version
-cannot read is skipped by `list` and named in `skipped`. Runs whose process is gone are
+cannot read is skipped by `runs` and named in `skipped`. Runs whose process is gone are
 closed by `reap` (core/owners.py). Training a run into the store is core/recorder.py.
 """
 
@@ -49,7 +49,7 @@ class RunStore:
     """Reads and writes runs; safe to use from many processes at once.
 
     `read_only` says whether the store can only be read; `skipped` lists the (run id,
-    reason) of rows the last `list` or `list_sweep` could not read.
+    reason) of rows the last `runs` or `sweep_runs` could not read.
     """
 
     def __init__(self, root: str | Path | None = None, timeout: float = TIMEOUT) -> None:
@@ -325,7 +325,7 @@ class RunStore:
         self.skipped = skipped
         return runs
 
-    def list(self, status: str | tuple[str, ...] | None = None) -> list[Run]:
+    def runs(self, status: str | tuple[str, ...] | None = None) -> list[Run]:
         """All runs, newest first, optionally only those with the given status(es).
 
         Rows this version cannot read are left out and listed in `skipped`.
@@ -339,7 +339,7 @@ class RunStore:
             rows = db.execute(query + " ORDER BY id DESC", args).fetchall()
         return self._readable_runs(rows)
 
-    def list_sweep(self, sweep: str) -> list[Run]:
+    def sweep_runs(self, sweep: str) -> list[Run]:
         """The runs of one sweep, oldest first; unreadable rows are listed in `skipped`."""
         with self._db.connect() as db:
             rows = db.execute("SELECT * FROM runs WHERE sweep = ? ORDER BY id", (sweep,)).fetchall()
@@ -385,13 +385,3 @@ class RunStore:
                 "SELECT step, epoch, loss FROM batches WHERE run_id = ? ORDER BY step", (run_id,)
             ).fetchall()
         return [tuple(row) for row in rows]
-
-
-def __getattr__(name: str) -> Any:
-    # Training a run into the store moved to core/recorder.py, which imports this module;
-    # callers outside core still import it from here, so it is looked up when first asked.
-    if name in ("Recorder", "train_run"):
-        from . import recorder
-
-        return getattr(recorder, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

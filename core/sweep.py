@@ -39,7 +39,7 @@ def plan(store: RunStore, spec: SweepSpec, resume: bool = False) -> tuple[list[R
     Without `resume`, a sweep name that already has runs is refused, so nothing is mixed up.
     """
     configs = expand(spec)
-    existing = store.list_sweep(spec.name)
+    existing = store.sweep_runs(spec.name)
     if existing and not resume:
         raise SweepError(
             f"sweep {spec.name!r} already has {len(existing)} runs in {store.root}; add "
@@ -266,7 +266,7 @@ def run_dask(store: RunStore, runs: list[Run], address: str, report: Report | No
 def summary(store: RunStore, spec: SweepSpec) -> list[dict[str, Any]]:
     """The sweep's latest run per config, best first by the spec's metric."""
     latest: dict[str, Run] = {}
-    for run in sorted(store.list_sweep(spec.name), key=lambda r: r.id):
+    for run in sorted(store.sweep_runs(spec.name), key=lambda r: r.id):
         latest[json.dumps(run.config.to_dict(), sort_keys=True)] = run
     runs = list(latest.values())
     keys = varied_keys([r.config for r in runs])

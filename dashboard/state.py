@@ -23,7 +23,8 @@ from typing import Any
 import streamlit as st
 
 from core.data import DataError, Dataset, load_dataset
-from core.model import Model, ModelFileError, load_model
+from core.model import Model, ModelFileError
+from core.model_load import load_model
 from core.runs import Run, RunStore, StoreError, runs_dir
 from core.worker import ensure_worker
 
@@ -202,7 +203,7 @@ def run_of(choice: ModelChoice) -> Run | None:
 def trained_runs() -> tuple[list[Run], str | None]:
     """Every run in the store, newest first, and why the store cannot be read (or None)."""
     try:
-        return store().list(), None
+        return store().runs(), None
     except StoreError as exc:
         return [], str(exc)
 
@@ -305,7 +306,7 @@ def lazy_tabs(tabs: dict[str, Callable[[], None]], key: str) -> None:
 def training_status() -> None:
     """A sidebar line about runs in progress, refreshed every two seconds while any trains."""
     try:
-        active = store().list(status=("running", "queued"))
+        active = store().runs(status=("running", "queued"))
     except StoreError:
         return
     with st.sidebar:
@@ -316,7 +317,7 @@ def _training_status(was_active: bool) -> None:
     try:
         runs = store()
         runs.reap()  # a trainer that died while the server runs is marked failed at once
-        active = runs.list(status=("running", "queued"))
+        active = runs.runs(status=("running", "queued"))
         if active:
             ensure_worker(runs)  # a queued run never waits for a worker that is not there
     except (StoreError, OSError):

@@ -14,7 +14,8 @@ from core.metrics import (
     most_common_mistake,
     most_often_read_as,
 )
-from core.model import Model, load_model
+from core.model import Model
+from core.model_load import load_model
 
 F32 = np.float32
 

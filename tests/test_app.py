@@ -10,7 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import TrainConfig
-from core.runs import RunStore, train_run
+from core.recorder import train_run
+from core.runs import RunStore
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,19 +128,19 @@ def test_the_pages_read_a_model_file_once_however_much_they_compute(runs, monkey
     from the one cached loader, so its file is read once."""
     import streamlit as st
 
-    import core.model
+    import core.model_load
     from dashboard import state
 
     st.cache_resource.clear()
     st.cache_data.clear()
     reads = []
-    real = core.model.load_model
+    real = core.model_load.load_model
 
     def counting(path):
         reads.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(core.model, "load_model", counting)
+    monkeypatch.setattr(core.model_load, "load_model", counting)
     monkeypatch.setattr(state, "load_model", counting)
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.query_params["model"] = "mlp"

@@ -18,7 +18,8 @@ import pytest
 from playwright.sync_api import expect
 
 from core.config import TrainConfig
-from core.runs import RunStore, train_run
+from core.recorder import train_run
+from core.runs import RunStore
 from tests.browser import after, exception_boxes, start_app, stop_app, wait_for_app
 
 PAGES = ["Home", "Draw", "Train", "Evaluate", "Weights", "Data", "Compare"]
@@ -187,7 +188,7 @@ def test_the_train_form_survives_leaving_and_start_watches_the_new_run(journey_s
     before = watched.input_value()
     after(page, page.get_by_role("button", name="Start", exact=True).click)
     assert_clean(page, "after Start")
-    newest = max(RunStore(journey_server.runs_dir).list(), key=lambda r: r.id)
+    newest = max(RunStore(journey_server.runs_dir).runs(), key=lambda r: r.id)
     expect(watched).to_have_value(re.compile(rf"^#{newest.id} "))
     assert watched.input_value() != before
     # The selector's label follows the run to its end without a reload.

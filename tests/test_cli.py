@@ -66,12 +66,12 @@ def test_runs_are_recorded_in_the_store_unless_told_not_to(tmp_path):
     result = cli("train", *small, "--name", "cli run", "--json", runs=runs)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    (run,) = RunStore(runs).list()
+    (run,) = RunStore(runs).runs()
     assert run.id == summary["run_id"] and run.name == "cli run" and run.status == "finished"
     assert summary["model_path"] == str(run.checkpoint) and run.checkpoint.exists()
     result = cli("train", *small, "--no-store", "--quiet", cwd=tmp_path, runs=runs)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "model.npz").exists() and len(RunStore(runs).list()) == 1
+    assert (tmp_path / "model.npz").exists() and len(RunStore(runs).runs()) == 1
 
 
 @pytest.mark.parametrize(

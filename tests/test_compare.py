@@ -160,7 +160,7 @@ def test_deleting_runs_keeps_one_that_trains_and_names_it(store, lr_runs):
     done, problems = compare.delete_runs(store, [lr_runs[0].id, live.id, 999])
     assert done == [lr_runs[0].id, 999]  # a run already gone counts as deleted
     assert len(problems) == 1 and f"Run #{live.id} is still training" in problems[0]
-    assert {r.id for r in store.list()} == {live.id, *(r.id for r in lr_runs[1:])}
+    assert {r.id for r in store.runs()} == {live.id, *(r.id for r in lr_runs[1:])}
 
 
 def test_colours_are_distinct_and_labels_name_the_difference(lr_runs):
@@ -188,7 +188,7 @@ def test_bulk_reads_match_the_store(store, lr_runs):
 
 def test_runs_table_shows_known_metrics_and_only_varying_settings(store, lr_runs):
     live = seed_run(store, "live", BASE.replace(lr=0.5), (0.7, 0.75), status="running")
-    runs = store.list()
+    runs = store.runs()
     summaries = store.epoch_summaries()
     now = live.started + 42.0
     table = compare.runs_table(runs, compare.varying_settings(runs), summaries, now)
@@ -229,7 +229,7 @@ def test_config_diff_shows_only_the_settings_that_differ(lr_runs):
 
 def test_csv_export_round_trips_and_defuses_formulas(store, lr_runs):
     store.rename(lr_runs[0].id, '=HYPERLINK("http://x")')
-    runs = store.list()
+    runs = store.runs()
     table = compare.runs_table(runs, ["lr"], store.epoch_summaries(), time.time())
     back = pd.read_csv(io.BytesIO(compare.to_csv(table)))
     assert back["id"].tolist() == table["id"].tolist()
@@ -478,14 +478,14 @@ def test_delete_asks_first_then_removes_the_runs_and_their_files(monkeypatch, st
     assert "cannot be undone" in at.warning[0].value
     next(b for b in at.button if b.label == "Cancel").click()
     run_again(at)
-    assert slow.dir.exists() and len(store.list()) == 4
+    assert slow.dir.exists() and len(store.runs()) == 4
 
     next(b for b in at.button if b.label.startswith("Delete")).click()
     run_again(at)
     next(b for b in at.button if b.label == "Yes, delete").click()
     run_again(at)
     assert not slow.dir.exists() and not medium.dir.exists()
-    assert {r.id for r in store.list()}.isdisjoint({slow.id, medium.id})
+    assert {r.id for r in store.runs()}.isdisjoint({slow.id, medium.id})
     assert store.epochs(slow.id) == []
     assert f"#{slow.id}" in at.success[0].value
     assert not {slow.id, medium.id} & set(runs_frame(at)["id"])

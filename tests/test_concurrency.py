@@ -46,7 +46,7 @@ def test_two_sessions_start_runs_while_a_third_reads_compare(monkeypatch, tmp_pa
     bob.run()
     assert not alice.exception and not bob.exception
     store = RunStore(tmp_path / "runs")
-    runs = {r.config.lr: r for r in store.list()}
+    runs = {r.config.lr: r for r in store.runs()}
     assert set(runs) == {0.5, 0.05}
 
     # A third session watches both runs on Compare (its table, and their curves overlaid)
@@ -63,7 +63,7 @@ def test_two_sessions_start_runs_while_a_third_reads_compare(monkeypatch, tmp_pa
         reader.run()
         assert not reader.exception
         seen.append(shown_to(reader))
-        for run in store.list():  # every run the reader sees is whole: status and epochs agree
+        for run in store.runs():  # every run the reader sees is whole: status and epochs agree
             epochs = store.epochs(run.id)
             if run.status == "finished":
                 assert len(epochs) == 3 and run.test_accuracy is not None

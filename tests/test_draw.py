@@ -18,7 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import cli
 from core.config import TrainConfig
-from core.model import Model, load_model
+from core.model import Model
+from core.model_load import load_model
 from core.preprocess import MAX_PIXELS, prepare
 from core.runs import RunStore
 from dashboard import draw

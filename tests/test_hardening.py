@@ -22,9 +22,10 @@ from hypothesis.extra import numpy as hnp
 from streamlit.testing.v1 import AppTest
 
 import core.data
+from core.architecture import spec_from_config
 from core.config import ConfigError, TrainConfig, problems
 from core.data import MNIST_DIR, batch_jobs
-from core.model import Model, spec_from_config
+from core.model import Model
 from core.optimizers import make_optimizer
 from core.preprocess import ImageError, load_image, prepare
 from core.runs import RunStore
@@ -193,18 +194,18 @@ def test_the_store_survives_sigkill_during_writes(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     store = RunStore(root)
     deadline = time.monotonic() + 60
-    while len(store.list()) < 2 or len(store.epochs(store.list()[0].id)) < 20:
+    while len(store.runs()) < 2 or len(store.epochs(store.runs()[0].id)) < 20:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     with sqlite3.connect(root / "runs.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    hammer = store.list()[0]
+    hammer = store.runs()[0]
     epochs = store.epochs(hammer.id)
     assert len(store.batch_losses(hammer.id)) == 50 * len(epochs)  # no half-written epoch
     assert store.reap() == [hammer.id] and store.get(hammer.id).status == "failed"
-    assert store.list()[1].name == "bystander" and store.list()[1].status == "queued"
+    assert store.runs()[1].name == "bystander" and store.runs()[1].status == "queued"
 
 
 # Exposure: the server is private unless shared on purpose.
@@ -222,7 +223,7 @@ def test_server_config_is_private_and_capped():
 
 
 def test_divergence_is_recorded_and_leaves_other_runs_alone(tmp_path, mnist):
-    from core.runs import train_run
+    from core.recorder import train_run
 
     store = RunStore(tmp_path / "runs")
     calm = store.create(TrainConfig(train_size=500, epochs=1), "calm", status="running",

@@ -57,7 +57,7 @@ def test_a_run_that_learned_nothing_is_stored_as_such_with_its_checkpoint(store,
     assert got.status == "learned_nothing" and got.message == result.reason
     assert got.best_epoch == result.best_epoch and got.test_accuracy == result.test_accuracy
     assert load_model(got.checkpoint)[1]["status"] == "learned_nothing"
-    assert [r.id for r in store.list("learned_nothing")] == [run.id]
+    assert [r.id for r in store.runs("learned_nothing")] == [run.id]
 
 
 # Diverged after good epochs

@@ -25,8 +25,9 @@ from core import analysis
 from core.config import TrainConfig
 from core.data import subset
 from core.metrics import confusion_matrix, evaluate
-from core.model import load_model
-from core.runs import RunStore, train_run
+from core.model_load import load_model
+from core.recorder import train_run
+from core.runs import RunStore
 from core.train import split_for
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from core.model import load_model
+from core.model_load import load_model
 from core.preprocess import MAX_PIXELS, ImageError, load_image, prepare
 
 

@@ -206,7 +206,7 @@ def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, RunStore, list[int]]
         assert time.monotonic() < deadline, "the trials did not start"
         if runs_dir.joinpath("runs.sqlite").exists():
             store = RunStore(runs_dir)
-            trials = store.list_sweep("long")
+            trials = store.sweep_runs("long")
             if len(trials) == 2 and all(
                 t.status == "running" and store.epochs(t.id) for t in trials
             ):
@@ -230,7 +230,7 @@ def _assert_all_gone(pids: list[int], within: float) -> None:
 
 
 def _assert_trials_stopped_cleanly(store: RunStore) -> None:
-    for trial in store.list_sweep("long"):
+    for trial in store.sweep_runs("long"):
         assert trial.status == "stopped", (trial.status, trial.message)
         assert "because the sweep was stopped" in trial.message
         assert trial.best_epoch and trial.test_accuracy is not None

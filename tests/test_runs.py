@@ -33,13 +33,13 @@ def store(tmp_path) -> RunStore:
 def test_create_get_list_and_the_config_round_trip(store):
     a = store.create(TINY, "first")
     b = store.create(TINY.replace(lr=0.1), "second", sweep="s1", tags=["x"])
-    assert [r.id for r in store.list()] == [b.id, a.id]  # newest first
+    assert [r.id for r in store.runs()] == [b.id, a.id]  # newest first
     got = store.get(b.id)
     assert got.config == TINY.replace(lr=0.1) and got.status == "queued"
     assert got.sweep == "s1" and got.tags == ["x"]
     assert got.dir.is_dir() and got.dir.parent == store.root
-    assert [r.id for r in store.list("queued")] == [b.id, a.id]
-    assert store.list("finished") == []
+    assert [r.id for r in store.runs("queued")] == [b.id, a.id]
+    assert store.runs("finished") == []
     with pytest.raises(KeyError):
         store.get(999)
 
@@ -84,7 +84,7 @@ def test_claiming_is_atomic_across_processes(store):
     for p in procs:
         p.join()
     assert sorted(claimed) == sorted(ids)  # every run once, none twice
-    assert all(r.status == "running" for r in store.list())
+    assert all(r.status == "running" for r in store.runs())
 
 
 def _write_epochs(root: str, run_id: int, n: int) -> None:
@@ -116,7 +116,7 @@ def _read_repeatedly(root: str, run_ids: list[int], seconds: float, out: mp.Queu
                 bad += 1
             if [e["epoch"] for e in epochs] != list(range(1, len(epochs) + 1)):
                 bad += 1
-        store.list()
+        store.runs()
         reads += 1
     out.put((reads, bad))
 
@@ -211,8 +211,8 @@ def test_stop_request_ends_a_cli_run_and_keeps_its_best_checkpoint(store):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _wait_for(lambda: store.list() and store.epochs(store.list()[0].id))
-    run = store.list()[0]
+    _wait_for(lambda: store.runs() and store.epochs(store.runs()[0].id))
+    run = store.runs()[0]
     assert run.status == "running" and run.pid == proc.pid
     store.request_stop(run.id)
     assert proc.wait(timeout=60) == 0
@@ -231,10 +231,10 @@ def test_a_killed_run_is_reaped_as_failed_and_its_checkpoint_loads(store):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _wait_for(lambda: store.list() and len(store.epochs(store.list()[0].id)) >= 2)
+    _wait_for(lambda: store.runs() and len(store.epochs(store.runs()[0].id)) >= 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    run = store.list()[0]
+    run = store.runs()[0]
     assert run.status == "running"  # nobody has noticed yet
     assert store.reap() == [run.id]
     got = store.get(run.id)

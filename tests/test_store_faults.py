@@ -84,7 +84,7 @@ def test_a_garbage_database_is_refused_with_a_message_and_left_untouched(root):
     assert "move it aside and it will be recreated" in message
     assert (root / "runs.sqlite").read_bytes() == GARBAGE  # nothing of the user's is lost
     (root / "runs.sqlite").rename(root / "garbage.bin")
-    assert RunStore(root).list() == []
+    assert RunStore(root).runs() == []
 
 
 def test_a_database_replaced_by_garbage_while_open_is_a_store_error(root):
@@ -93,7 +93,7 @@ def test_a_database_replaced_by_garbage_while_open_is_a_store_error(root):
     (root / "new").write_bytes(GARBAGE)
     os.replace(root / "new", root / "runs.sqlite")
     with pytest.raises(StoreError, match="is not a run store database"):
-        store.list()
+        store.runs()
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,8 @@ def test_a_folder_in_place_of_the_database_or_of_the_store(tmp_path):
 
 
 STORE_CALLS: dict[str, Callable[[RunStore, int], object]] = {
-    "list": lambda s, i: s.list(),
-    "list_sweep": lambda s, i: s.list_sweep("x"),
+    "list": lambda s, i: s.runs(),
+    "sweep_runs": lambda s, i: s.sweep_runs("x"),
     "get": lambda s, i: s.get(i),
     "create": lambda s, i: s.create(TINY),
     "queued": lambda s, i: s.queued(),
@@ -184,7 +184,7 @@ WRITES: dict[str, Callable[[RunStore, int], object]] = {
 
 def _check_read_only(store: RunStore, run_id: int) -> None:
     assert store.read_only
-    assert [(r.id, r.name) for r in store.list()] == [(run_id, "kept")]
+    assert [(r.id, r.name) for r in store.runs()] == [(run_id, "kept")]
     assert store.get(run_id).tags == ["old"] and len(store.epochs(run_id)) == 1
     assert store.batch_losses(run_id) == [(1, 0.5, 2.0)]
     assert store.reap() == []  # nothing to mark, and no error for a store that is only read
@@ -201,7 +201,7 @@ def test_a_read_only_folder_is_read_and_refuses_writes_with_a_message(root, what
     with read_only(*paths):
         _check_read_only(RunStore(root), run_id)
     after = RunStore(root)  # writable again: nothing was lost or changed
-    assert after.get(run_id).name == "kept" and [r.id for r in after.list()] == [run_id]
+    assert after.get(run_id).name == "kept" and [r.id for r in after.runs()] == [run_id]
 
 
 def test_a_read_only_database_file_in_a_writable_folder(root):
@@ -217,7 +217,7 @@ def test_a_read_only_folder_sees_what_a_writer_with_access_adds(root):
     first = writer.create(TINY, "first")
     with read_only(root):
         reader = RunStore(root)
-        assert reader.read_only and [r.name for r in reader.list()] == ["first"]
+        assert reader.read_only and [r.name for r in reader.runs()] == ["first"]
         writer.rename(first.id, "renamed")  # the writer's own connection still works
         assert reader.get(first.id).name == "renamed"
 
@@ -226,7 +226,7 @@ def test_an_empty_read_only_folder_is_an_empty_store(root):
     root.mkdir()
     with read_only(root):
         store = RunStore(root)
-        assert store.read_only and store.list() == [] and store.epoch_summaries() == {}
+        assert store.read_only and store.runs() == [] and store.epoch_summaries() == {}
         with pytest.raises(StoreError, match="is read-only"):
             store.create(TINY)
     assert not (root / "runs.sqlite").exists()
@@ -247,7 +247,7 @@ def test_a_lock_held_beyond_the_timeout_is_a_store_error_and_reads_go_on(root):
         assert "for over 0.2 s" in str(caught.value)
         assert time.monotonic() - began < 5
         assert store.get(run.id).name == "a"  # readers are not blocked
-        assert RunStore(root, timeout=0.2).list()[0].id == run.id  # nor is opening it
+        assert RunStore(root, timeout=0.2).runs()[0].id == run.id  # nor is opening it
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -261,13 +261,13 @@ def test_a_database_deleted_while_open_is_recreated(root):
     store = RunStore(root)
     store.create(TINY, "old")
     other = RunStore(root)  # as another process would, it keeps its own connection open
-    assert [r.name for r in other.list()] == ["old"]
+    assert [r.name for r in other.runs()] == ["old"]
     (root / "runs.sqlite").unlink()  # its -wal stays: the other connection holds it
-    assert store.list() == []
+    assert store.runs() == []
     new = store.create(TINY, "new")
-    assert [r.name for r in other.list()] == ["new"]
+    assert [r.name for r in other.runs()] == ["new"]
     fresh = RunStore(root)
-    assert [r.name for r in fresh.list()] == ["new"] and fresh.get(new.id).dir.is_dir()
+    assert [r.name for r in fresh.runs()] == ["new"] and fresh.get(new.id).dir.is_dir()
     with sqlite3.connect(root / "runs.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -276,9 +276,9 @@ def test_a_runs_folder_deleted_while_open_is_recreated(root):
     store = RunStore(root)
     store.create(TINY, "old")
     shutil.rmtree(root)
-    assert store.list() == []
+    assert store.runs() == []
     assert store.create(TINY, "new").dir.is_dir()
-    assert [r.name for r in RunStore(root).list()] == ["new"]
+    assert [r.name for r in RunStore(root).runs()] == ["new"]
 
 
 # Rows this version cannot read
@@ -301,17 +301,17 @@ def test_a_row_this_version_cannot_read_is_skipped_and_named(root, column, value
     a, b, c = (store.create(TINY, name, sweep="s") for name in ("a", "b", "c"))
     with sqlite3.connect(store.path) as db:
         db.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (value, b.id))
-    assert [r.id for r in store.list()] == [c.id, a.id]
+    assert [r.id for r in store.runs()] == [c.id, a.id]
     assert [i for i, _ in store.skipped] == [b.id] and reason in store.skipped[0][1]
-    assert [r.id for r in store.list_sweep("s")] == [a.id, c.id]
+    assert [r.id for r in store.sweep_runs("s")] == [a.id, c.id]
     assert [i for i, _ in store.skipped] == [b.id]
     with pytest.raises(StoreError, match=f"run {b.id} cannot be read by this version") as caught:
         store.get(b.id)
     assert reason in str(caught.value)
-    store.list(status="finished")
+    store.runs(status="finished")
     assert store.skipped == []  # each list call says what it skipped
     store.delete(b.id)  # an unreadable run can still be removed
-    assert [r.id for r in store.list()] == [c.id, a.id] and store.skipped == []
+    assert [r.id for r in store.runs()] == [c.id, a.id] and store.skipped == []
 
 
 def test_an_unreadable_queued_run_is_left_queued_for_a_version_that_can_train_it(root):
@@ -336,7 +336,7 @@ def test_columns_added_by_a_newer_version_are_ignored(root):
     run = store.create(TINY, "a")
     with sqlite3.connect(store.path) as db:
         db.execute("ALTER TABLE runs ADD COLUMN colour TEXT DEFAULT 'blue'")
-    assert [r.id for r in store.list()] == [run.id] and store.get(run.id).name == "a"
+    assert [r.id for r in store.runs()] == [run.id] and store.get(run.id).name == "a"
 
 
 def test_a_store_from_before_owner_start_times_is_upgraded_in_place(root):
@@ -354,7 +354,7 @@ def test_a_store_from_before_owner_start_times_is_upgraded_in_place(root):
     store = RunStore(root)
     with sqlite3.connect(root / "runs.sqlite") as db:
         assert "pid_start" in {r[1] for r in db.execute("PRAGMA table_info(runs)")}
-    mine, gone = sorted(store.list(), key=lambda r: r.id)
+    mine, gone = sorted(store.runs(), key=lambda r: r.id)
     assert mine.pid_start is None and mine.status == "running"
     assert store.reap() == [gone.id]  # without a start time, the process id alone decides
     assert store.get(mine.id).status == "running"

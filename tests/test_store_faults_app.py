@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from core.config import TrainConfig
-from core.runs import DB_NAME, RunStore, train_run
+from core.recorder import train_run
+from core.runs import DB_NAME, RunStore
 from tests.browser import after, exception_boxes, start_app, stop_app, wait_for_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,7 +87,7 @@ def test_a_database_deleted_while_the_app_runs_is_recreated(monkeypatch, tmp_pat
     at.switch_page("views/train.py").run()
     assert not at.exception and not store_messages(at)
     assert (root / DB_NAME).exists()
-    assert RunStore(root).list() == []
+    assert RunStore(root).runs() == []
 
 
 def test_a_row_from_a_newer_version_is_skipped_and_listed(monkeypatch, tmp_path, finished_run):

@@ -30,7 +30,7 @@ def add_run_in_another_process(root: Path, name: str) -> None:
 
 
 def names(store: RunStore) -> list[str]:
-    return sorted(r.name for r in store.list())
+    return sorted(r.name for r in store.runs())
 
 
 def names_in_a_new_thread(store: RunStore) -> list[str]:

@@ -103,7 +103,7 @@ def test_a_local_sweep_fills_the_store_and_a_failing_trial_does_not_stop_the_oth
     runs, done = plan(store, spec)
     assert done == 0 and len(runs) == 4
     run_local(store, runs, workers=2)
-    by_config = {(r.config.data_dir, r.config.lr): r for r in store.list_sweep("mixed")}
+    by_config = {(r.config.data_dir, r.config.lr): r for r in store.sweep_runs("mixed")}
     assert by_config[("", 0.5)].status == "finished"
     assert by_config[("", 60.0)].status == "diverged"
     assert all(
@@ -113,7 +113,7 @@ def test_a_local_sweep_fills_the_store_and_a_failing_trial_does_not_stop_the_oth
     )
     rows = summary(store, spec)
     assert rows[0]["run_id"] == by_config[("", 0.5)].id and rows[0]["rank"] == 1
-    assert all(r.sweep == "mixed" for r in store.list())
+    assert all(r.sweep == "mixed" for r in store.runs())
 
 
 def test_the_summary_table_shows_the_metric_seconds_and_the_varied_settings():
@@ -163,12 +163,12 @@ def test_dask_local_cluster_gives_the_same_metrics_as_local_processes(tmp_path):
     def metrics(store: RunStore) -> dict:
         return {
             (r.config.lr, r.config.momentum): [e["val_accuracy"] for e in store.epochs(r.id)]
-            for r in store.list_sweep("same")
+            for r in store.sweep_runs("same")
         }
 
     assert metrics(local_store) == metrics(dask_store)
-    local_tests = [r.test_accuracy for r in local_store.list_sweep("same")]
-    for run, local_test in zip(dask_store.list_sweep("same"), local_tests, strict=True):
+    local_tests = [r.test_accuracy for r in local_store.sweep_runs("same")]
+    for run, local_test in zip(dask_store.sweep_runs("same"), local_tests, strict=True):
         assert run.status == "finished" and run.checkpoint.exists()  # checkpoints come back
         assert run.test_accuracy == local_test
 
@@ -209,15 +209,15 @@ def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
     )
     store = RunStore(runs_dir)
     deadline = time.monotonic() + 120
-    while not any(store.epochs(r.id) for r in store.list()):
+    while not any(store.epochs(r.id) for r in store.runs()):
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err and "--resume" in err
-    statuses = sorted(r.status for r in store.list_sweep("long"))
+    statuses = sorted(r.status for r in store.sweep_runs("long"))
     assert statuses == ["stopped"] * 6
     done = [
-        json.loads(r.config.to_json())["lr"] for r in store.list_sweep("long") if store.epochs(r.id)
+        json.loads(r.config.to_json())["lr"] for r in store.sweep_runs("long") if store.epochs(r.id)
     ]
     assert done == [0.1]

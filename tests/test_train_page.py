@@ -104,7 +104,7 @@ def test_start_trains_a_tiny_run_in_the_background_and_draws_its_curves(app, tmp
     next(b for b in app.button if b.label == "Start").click().run()
     assert not app.exception
     store = RunStore(tmp_path / "runs")
-    (run,) = store.list()
+    (run,) = store.runs()
     assert run.config.train_size == 1000 and run.config.epochs == 2
     deadline = time.monotonic() + 120
     while store.get(run.id).active:

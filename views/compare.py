@@ -174,7 +174,7 @@ st.caption(
 )
 session = st.session_state
 store = state.store()
-runs = store.list()
+runs = store.runs()
 state.show_skipped(store)
 by_id = {r.id: r for r in runs}
 now = time.time()

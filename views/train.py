@@ -12,7 +12,7 @@ from core.config import (
     problems,
 )
 from core.data import DataError
-from core.runs import Run, RunStore, StoreError
+from core.runs import Run, RunStore, StoreError, progress_fraction
 from core.worker import ensure_worker
 from dashboard import curves, grids, settings, state
 
@@ -144,10 +144,9 @@ def progress(run: Run) -> None:
     if run.status == "queued":
         st.info("Queued: it starts when the runs before it are done.")
     elif run.status == "running" and p:
-        done = (p["epoch"] - 1 + p["batch"] / p["batches"]) / p["epochs"]
         eta = p.get("eta")
         st.progress(
-            min(done, 1.0),
+            min(progress_fraction(p), 1.0),
             text=f"Epoch {p['epoch']} of {p['epochs']}, batch {p['batch']} of "
             f"{p['batches']} · loss {p['loss']:.3f}"
             + (f" · about {eta:.0f} s to go" if eta is not None else ""),
@@ -159,7 +158,7 @@ def progress(run: Run) -> None:
 def watch(store: RunStore, live: bool) -> None:
     """The run selector, the watched run's progress and curves; refreshed every second while
     any run is active (`live`), then once more in full when they are all done."""
-    runs = store.list()
+    runs = store.runs()
     if live and not any(r.active for r in runs):
         st.rerun()
     by_id = {r.id: r for r in runs}
@@ -226,7 +225,7 @@ with form_column:
     vary_one(cfg, found, store)
 
 with live_column:
-    runs = store.list()
+    runs = store.runs()
     state.show_skipped(store)
     if not runs:
         st.info("No runs yet. Choose the settings and press **Start** to train your first network.")
