@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,9 +86,9 @@ _HEADER_LOCK = threading.Lock()
 
 def _read_header(path: Path) -> bytes:
     """The first bytes of the file at `path`, read without ever closing a descriptor of it."""
-    if not os.path.isfile(path):  # a folder, a FIFO or a device is left for SQLite to refuse
-        raise FileNotFoundError(path) if not os.path.exists(path) else IsADirectoryError(path)
-    st = os.stat(path)
+    st = os.stat(path)  # FileNotFoundError when there is no database yet
+    if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO or a device is left for SQLite to refuse
+        raise IsADirectoryError(path)
     with _HEADER_LOCK:
         fd = _HEADER_FDS.get((st.st_dev, st.st_ino))
         if fd is None:
