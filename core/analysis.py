@@ -283,6 +283,22 @@ def first_layer_images(model: Model) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
+def first_layer_pictures(model: Model) -> tuple[str, np.ndarray] | None:
+    """The kind of the first layer with weights ("dense" or "conv2d") and its weights as one
+    picture per unit (units, H, W): a dense layer's neurons over the pixels, or the filters
+    of a convolution on the one-channel image; None when that layer is neither."""
+    dense = first_layer_images(model)
+    if dense is not None:
+        return "dense", dense[0]
+    weighted = weighted_layers(model)
+    if not weighted or model.layers[weighted[0]].kind != "conv2d":
+        return None
+    W = model.layers[weighted[0]].params["W"]  # (kh, kw, channels, filters)
+    if W.shape[2] != 1:
+        return None
+    return "conv2d", W[:, :, 0, :].transpose(2, 0, 1).copy()
+
+
 def strongest_inputs(
     weights: np.ndarray, bias: float, images: np.ndarray, k: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
