@@ -3,7 +3,8 @@
 Conv2D is im2col plus one matrix product; MaxPool2D takes the max in two rounds along
 NHWC memory. Both split every batch of SPLIT_MIN images or more into two halves and work
 on both at once, one on a helper thread: NumPy releases the GIL inside its loops and
-matrix products, so each half gets a core.
+matrix products, so each half gets a core. `set_two_cores(False)` keeps every batch whole
+on the calling thread.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ from .base import F32, Layer, Shape
 SPLIT_MIN = 32
 _SIDE = ThreadPoolExecutor(1, thread_name_prefix="layers")
 T = TypeVar("T")
+# Off when other processes train on the other cores (core/worker.py with several slots): a
+# second thread would then only compete with them for a core.
+_two_cores = True
+
+
+def set_two_cores(enabled: bool) -> bool:
+    """Whether `halves` may split a batch over two cores (the default); returns the old setting."""
+    global _two_cores
+    old, _two_cores = _two_cores, bool(enabled)
+    return old
 
 
 def halves(n: int) -> list[slice]:
     """A batch of n images as two halves when it is worth two cores, else as one part."""
-    return [slice(0, n // 2), slice(n // 2, n)] if n >= SPLIT_MIN else [slice(0, n)]
+    if _two_cores and n >= SPLIT_MIN:
+        return [slice(0, n // 2), slice(n // 2, n)]
+    return [slice(0, n)]
 
 
 def on_two_cores(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
