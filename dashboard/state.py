@@ -26,7 +26,7 @@ from core.data import DataError, Dataset, load_dataset
 from core.model import Model, ModelFileError
 from core.model_load import load_model
 from core.runs import Run, RunStore, StoreError, runs_dir
-from core.worker import ensure_worker
+from core.worker import MAX_SLOTS, SLOTS_SETTING, busy_slots, ensure_worker, trainer_slots
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "data" / "models" / "default.npz"  # the cnn preset: 99.49 %
@@ -302,9 +302,14 @@ def lazy_tabs(tabs: dict[str, Callable[[], None]], key: str) -> None:
 
 # The sidebar's training status
 
+SLOTS_KEY = "trainer_slots"  # the session key of the sidebar's "Runs trained at once"
+SLOTS_SEEN = "_trainer_slots_seen"  # the store's value when the input last showed it
+SLOTS_PROBLEM = "_trainer_slots_problem"  # why the last change could not be saved
+
 
 def training_status() -> None:
-    """A sidebar line about runs in progress, refreshed every two seconds while any trains."""
+    """The trainer's slots and queue and the runs in progress, refreshed every two seconds
+    while any trains, and how many runs it trains at once."""
     try:
         active = store().runs(status=("running", "queued"))
     except StoreError:
@@ -320,15 +325,48 @@ def _training_status(was_active: bool) -> None:
         active = runs.runs(status=("running", "queued"))
         if active:
             ensure_worker(runs)  # a queued run never waits for a worker that is not there
+        slots, busy = trainer_slots(runs), busy_slots(runs)
     except (StoreError, OSError):
         return
     if was_active and not active:
         st.rerun()  # all done: stop refreshing, and let the page show the results
     running = [r for r in active if r.status == "running"]
+    queued = len(active) - len(running)
+    line = f":material/memory: Trainer: {busy} of {slots} slot{'s' if slots > 1 else ''} busy"
+    st.caption(line + (f" · {queued} queued" if queued else ""))
     for run in running:
         p = run.progress
         where = f"epoch {p['epoch']}/{p['epochs']}" if p else "starting"
         st.caption(f":material/hourglass_top: Training #{run.id} {run.name}: {where}")
-    queued = len(active) - len(running)
-    if queued:
-        st.caption(f"{queued} run{'s' if queued > 1 else ''} queued")
+    _slots_input(runs, slots)
+
+
+def _slots_input(runs: RunStore, slots: int) -> None:
+    """The number of runs trained at once, kept in the store; another session's change shows."""
+    if st.session_state.get(SLOTS_SEEN) != slots:
+        st.session_state[SLOTS_KEY] = st.session_state[SLOTS_SEEN] = slots
+    st.number_input(
+        "Runs trained at once",
+        min_value=1,
+        max_value=MAX_SLOTS,
+        step=1,
+        key=SLOTS_KEY,
+        on_change=_save_slots,
+        disabled=runs.read_only,
+        help="How many queued runs the background trainer trains side by side, each on one "
+        "core. Lowering it takes effect as the runs in progress finish.",
+    )
+    if problem := st.session_state.get(SLOTS_PROBLEM):
+        st.caption(f":material/error: Not saved: {problem}")
+
+
+def _save_slots() -> None:
+    value = int(st.session_state[SLOTS_KEY])
+    st.session_state[SLOTS_PROBLEM] = ""
+    try:
+        runs = store()
+        runs.set_setting(SLOTS_SETTING, str(value))
+        st.session_state[SLOTS_SEEN] = value
+        ensure_worker(runs)  # more slots: queued runs start now, not at the next refresh
+    except (StoreError, OSError) as exc:
+        st.session_state[SLOTS_PROBLEM] = str(exc)
