@@ -1,9 +1,10 @@
 """Pure figure builders for the Weights page, and the words beside them: data in, Plotly
 figure (or text) out.
 
-What each first-layer neuron looks for (one tile per neuron, replayed epoch by epoch),
-convolution filters, weight matrices, the distributions of weights and biases, the dead
-units of each layer, and what a layer's units output for one digit.
+What each first-layer neuron looks for (one tile per neuron), the replay of how the first
+layer formed (played in the browser), convolution filters, weight matrices, the
+distributions of weights and biases, the dead units of each layer, and what a layer's
+units output for one digit.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core import analysis
 from core.layers import Layer
 from core.model import Model
+from core.replay import Moment, Replay
 from dashboard.grids import (
     CLASS_COLORS,
+    click_targets,
     colorbar_trace,
     colorize,
     png_data_uri,
     symmetric_range,
     tile_grid,
 )
-from dashboard.images import DIVERGING, image_layout
+from dashboard.images import DIVERGING, image_layout, tile
 
 ACTIVATION_SCALE = "Viridis"
 
@@ -66,11 +70,136 @@ def weight_grid(
     )
 
 
-def replay_frame(weights: np.ndarray, biases: np.ndarray, epoch: int) -> go.Figure:
-    """The first layer's neurons after `epoch`, one frame of the replay."""
-    figure = weight_grid(weights, biases, tile_px=44)
-    figure.update_layout(title=f"Epoch {epoch}", margin=dict(t=30))
+REPLAY_GAP = "rgba(0,0,0,0)"  # between the tiles: the page shows through, as in the grid
+REPLAY_LABEL = "#808495"  # the frame's name over the slider: readable on light and dark themes
+
+
+def replay_figure(
+    replay: Replay, cols: int | None = None, tile_px: int = 44, frame_ms: int = 600
+) -> go.Figure:
+    """The first layer's units frame by frame, played in the browser: Play and Pause, and a
+    slider that follows the frames and can be dragged through them.
+
+    Each frame is one heatmap of the tiled units as uint8 (0: the gap between tiles, 1-255:
+    the weights on that frame's own scale, 128 at zero), so a frame weighs a byte a pixel.
+    """
+    frames, units, h, w = replay.weights.shape
+    cols = cols or min(units, 8 if replay.layer == "dense" else 16)
+    rows = math.ceil(units / cols)
+    pictures = [_replay_tiles(replay.weights[i], cols) for i in range(frames)]
+    index = np.arange(units)
+    cx, cy = (index % cols) * (w + 1) + (w - 1) / 2, (index // cols) * (h + 1) + (h - 1) / 2
+    noun = "neuron" if replay.layer == "dense" else "filter"
+    hover = [f"{noun} {u}" for u in replay.units]
+    figure = go.Figure(
+        [
+            go.Heatmap(
+                z=pictures[0],
+                zmin=0,
+                zmax=255,
+                colorscale=_replay_scale(),
+                colorbar=dict(
+                    title=dict(text="weight", side="right"),
+                    thickness=12,
+                    tickvals=[1, 128, 255],
+                    ticktext=["holds back", "0", "excites"],
+                ),
+                hoverinfo="skip",
+                name="weights",
+            ),
+            click_targets(cx, cy, list(replay.units), hover, tile_px * 0.9, "tiles"),
+        ],
+        frames=[
+            go.Frame(data=[go.Heatmap(z=picture)], traces=[0], name=str(i))
+            for i, picture in enumerate(pictures)
+        ],
+    )
+    width = max(cols * tile_px + 110, 420)  # room for the colour bar, and for the controls
+    figure.update_layout(
+        updatemenus=[_play_pause(frame_ms)],
+        sliders=[_frame_slider(replay.labels)],
+        width=width,
+        height=int(max(rows * tile_px * (h + 1) / (w + 1), 120) + 130),
+        margin=dict(l=0, r=0, t=8, b=122),  # the buttons, and the slider under them
+        hovermode="closest",
+        dragmode=False,
+    )
+    width_units, height_units = cols * (w + 1) - 1, rows * (h + 1) - 1
+    figure.update_xaxes(
+        visible=False, range=[-0.5, width_units - 0.5], fixedrange=True, constrain="domain"
+    )
+    figure.update_yaxes(
+        visible=False,
+        range=[height_units - 0.5, -0.5],
+        fixedrange=True,
+        scaleanchor="x",
+        constrain="domain",
+    )
     return figure
+
+
+# Showing a frame at once: the heatmap redrawn, nothing eased in between.
+STILL = dict(frame=dict(duration=0, redraw=True), transition=dict(duration=0), mode="immediate")
+
+
+def _play_pause(frame_ms: int) -> dict[str, Any]:
+    """Play (from the frame on show, `frame_ms` each) and Pause buttons under the figure."""
+    play = dict(frame=dict(duration=frame_ms, redraw=True), transition=dict(duration=0))
+    return dict(
+        type="buttons",
+        direction="left",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="top",
+        pad=dict(t=10),
+        showactive=False,
+        buttons=[
+            dict(label="▶ Play", method="animate", args=[None, dict(play, fromcurrent=True)]),
+            dict(label="❚❚ Pause", method="animate", args=[[None], STILL]),
+        ],
+    )
+
+
+def _frame_slider(labels: Sequence[str]) -> dict[str, Any]:
+    """A slider with a step per frame, under the buttons; it moves with the animation and
+    shows the frame's label above it."""
+    return dict(
+        active=0,
+        x=0,
+        len=1,
+        y=0,
+        yanchor="top",
+        pad=dict(t=50, r=10),
+        # Its own colour: it would take the step labels' see-through one.
+        currentvalue=dict(prefix="", font=dict(size=15, color=REPLAY_LABEL)),
+        font=dict(color=REPLAY_GAP),  # a label per step would overlap: only the current shows
+        ticklen=3,
+        transition=dict(duration=0),
+        steps=[
+            dict(label=label, method="animate", args=[[str(i)], STILL])
+            for i, label in enumerate(labels)
+        ],
+    )
+
+
+def _replay_tiles(pictures: np.ndarray, cols: int) -> np.ndarray:
+    """Units (units, H, W) tiled `cols` wide as uint8 on their own scale centred on zero."""
+    top = symmetric_range(pictures)
+    scaled = np.clip(np.asarray(pictures, dtype=np.float32) / top, -1, 1)
+    grid = tile(np.rint(128 + 127 * scaled), cols, fill=0)
+    return grid.astype(np.uint8)
+
+
+def _replay_scale() -> list[list[Any]]:
+    """The weights' blue-white-red scale on 1-255, and 0 (the gap) see-through."""
+    scale = pcolors.get_colorscale(DIVERGING)
+    start = 1 / 255  # so 1 is the bluest and 128 (1 + 254 / 2) is white
+    return [
+        [0.0, REPLAY_GAP],
+        [start, REPLAY_GAP],
+        *([start + (1 - start) * float(p), c] for p, c in scale),
+    ]
 
 
 def strongest_grid(images: np.ndarray, top: np.ndarray, drive: np.ndarray) -> go.Figure:
@@ -303,12 +432,29 @@ def activation_figure(values: np.ndarray, signed: bool = False) -> go.Figure:
 # Words
 
 
-def epoch_caption(epoch: int, val_accuracy: float | None, best_epoch: int | None) -> str:
-    """What the weights of `epoch` are: random, or after that epoch, and how good then."""
+def snapshot_caption(moment: Moment, val_accuracy: float | None, best_epoch: int | None) -> str:
+    """What the weights at `moment` are: random, or after so much training, and how good."""
+    if moment.batches:
+        many = f"{moment.batches} batches" if moment.batches > 1 else "batch"
+        when = f"After the first {many} of epoch 1. "
+    elif moment.epoch == 0:
+        when = "The untrained network: random weights. "
+    else:
+        when = f"After epoch {moment.epoch}. "
     return (
-        ("The untrained network: random weights. " if epoch == 0 else f"After epoch {epoch}. ")
+        when
         + (f"Validation accuracy then: {val_accuracy:.2%}. " if val_accuracy is not None else "")
         + (f"The selected model is the best epoch, {best_epoch}." if best_epoch else "")
+    )
+
+
+def replay_caption(layer: str, shown: int, total: int) -> str:
+    """How to read the replay: which units it shows, and its colours."""
+    noun = "neurons" if layer == "dense" else "filters"
+    which = f"All {total} {noun}" if shown == total else f"The first {shown} of the {total} {noun}"
+    return (
+        f"{which}. Each frame has its own colour scale, centred on zero (white), so the "
+        "pattern shows while the weights are still small: red wants ink, blue wants none."
     )
 
 

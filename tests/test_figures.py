@@ -14,6 +14,7 @@ from PIL import Image
 from core import analysis
 from core.metrics import Evaluation
 from core.model import Model
+from core.replay import Moment
 from dashboard import data_figures, evaluate_figures, grids, images, weights_figures
 from dashboard.images import ACCENT, DIVERGING, GRAY
 
@@ -425,14 +426,6 @@ def test_neuron_grid_and_feature_maps(rng):
     assert len(trace(maps, "tiles").x) == 5
 
 
-def test_a_replay_frame_is_the_grid_of_that_epoch(rng):
-    weights = rng.standard_normal((6, 28, 28)).astype(np.float32)
-    frame = weights_figures.replay_frame(weights, np.zeros(6), 3)
-    assert frame.layout.title.text == "Epoch 3"
-    grid = weights_figures.weight_grid(weights, np.zeros(6), tile_px=44)
-    np.testing.assert_array_equal(decode(frame), decode(grid))
-
-
 def test_the_strongest_inputs_and_a_dense_layers_matrix(rng):
     test_images = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
     top, drive = np.array([7, 3, 41]), np.array([5.5, 4.25, -1.0])
@@ -474,11 +467,15 @@ def test_activations_are_feature_maps_or_a_grid_of_neurons(rng):
 
 
 def test_the_words_beside_the_weights(mnist):
-    caption = weights_figures.epoch_caption
-    assert caption(0, None, 4) == (
+    caption = weights_figures.snapshot_caption
+    assert caption(Moment(0), None, 4) == (
         "The untrained network: random weights. The selected model is the best epoch, 4."
     )
-    assert caption(2, 0.9512, None) == "After epoch 2. Validation accuracy then: 95.12%. "
+    assert caption(Moment(2), 0.9512, None) == "After epoch 2. Validation accuracy then: 95.12%. "
+    assert caption(Moment(0, 1), None, None) == "After the first batch of epoch 1. "
+    assert caption(Moment(0, 64), None, 3).startswith("After the first 64 batches of epoch 1. ")
+    assert weights_figures.replay_caption("dense", 64, 128).startswith("The first 64 of the 128 ")
+    assert weights_figures.replay_caption("conv2d", 16, 16).startswith("All 16 filters.")
     assert "3 of them never fire" in weights_figures.grid_caption(3)
     assert "never fire" not in weights_figures.grid_caption(0)
     layers = [

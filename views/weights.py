@@ -1,16 +1,14 @@
-"""Weights: what the selected network has learned, and how it formed epoch by epoch."""
+"""Weights: what the selected network has learned, and a replay of how its first layer formed."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 
-from core import analysis
+from core import analysis, replay
 from core.config import ACTIVATIONS
 from core.data import Dataset
 from core.losses import softmax
@@ -45,27 +43,28 @@ def _random_digit(n: int) -> None:
     st.session_state["weights_act_index"] = int(np.random.default_rng().integers(n))
 
 
-def pick_epoch(
-    choice: state.ModelChoice, run: Run | None, epochs: list[int], best: int | None
-) -> int | None:
-    """The epoch slider when the run saved snapshots; else a note on why there is none."""
-    if run is not None and epochs:
+def pick_moment(
+    choice: state.ModelChoice, run: Run | None, moments: list[replay.Moment], best: int | None
+) -> replay.Moment | None:
+    """The slider of the run's snapshots, when it saved them; else a note on why there is none."""
+    if run is not None and moments:
+        best_moment = replay.Moment(best) if best is not None else None
         return st.select_slider(
-            "Epoch",
-            options=epochs,
-            value=best if best in epochs else epochs[-1],
-            format_func=lambda e: "0 (untrained)" if e == 0 else str(e),
+            "Weights at",
+            options=moments,
+            value=best_moment if best_moment in moments else moments[-1],
+            format_func=replay.moment_label,
             key=f"weights_epoch_{choice.key}",
             persist_state="session",
-            help="The weights as they were after each epoch of training. Epoch 0 is the random "
-            "start.",
+            help="The weights as they were at the random start, after the first 1, 2, 4, … "
+            "batches, and after each epoch of training.",
         )
     if choice.run_id is None:
         st.info(
-            "The shipped model was trained without saving its weights after every epoch, so "
-            "there is no training to replay here. **Pick a run you trained in the sidebar**, "
-            "or train one (it takes under a minute) and come back to watch its neurons form "
-            "epoch by epoch. Below are its final weights.",
+            "The shipped model comes with its final weights only, shown here; **Replay of "
+            "training** plays how its first layer formed. To step through every epoch's "
+            "weights, **pick a run you trained in the sidebar**, or train one (it takes under "
+            "a minute).",
             icon=":material/history:",
         )
         st.page_link("views/train.py", label="Train a network", icon=":material/model_training:")
@@ -78,7 +77,7 @@ def pick_epoch(
     return None
 
 
-def neurons_tab(shown: Shown, run: Run | None, epochs: list[int]) -> None:
+def neurons_tab(shown: Shown) -> None:
     net, data = shown.net, shown.data
     first = analysis.first_layer_images(net)
     if first is None:
@@ -97,14 +96,9 @@ def neurons_tab(shown: Shown, run: Run | None, epochs: list[int]) -> None:
         neuron = 0
     grid_column, detail_column = st.columns([3, 2], gap="large")
     with grid_column:
-        frame = st.empty()
-        replayable = run is not None and len(epochs) > 1
-        tip = "Show the first layer after every epoch, from the random start."
-        if replayable and st.button("Replay training", icon=":material/play_arrow:", help=tip):
-            replay(frame, run, epochs)
         dead_units = computed.dead_units(shown.key, shown.data_dir)
         dead = analysis.dead_after(net, dead_units, analysis.weighted_layers(net)[0])
-        frame.plotly_chart(
+        st.plotly_chart(
             weights_figures.weight_grid(weights, biases, highlight=neuron, dead=dead, tile_px=44),
             key="weights_grid",
             on_select=_on_neuron_click,
@@ -126,17 +120,46 @@ def neurons_tab(shown: Shown, run: Run | None, epochs: list[int]) -> None:
         st.caption("The test digits that excite this neuron most.")
 
 
-def replay(frame: DeltaGenerator, run: Run, epochs: list[int]) -> None:
-    """The first layer after every epoch, one frame at a time, in `frame`."""
-    for e in epochs:
-        try:
-            frame_net, _ = state.model_at(run.snapshot(e))
-        except (ModelFileError, OSError):
-            st.warning(f"The snapshot of epoch {e} could not be read; skipped it.")
-            continue
-        figure = weights_figures.replay_frame(*analysis.first_layer_images(frame_net), e)
-        frame.plotly_chart(figure, key=f"weights_replay_{e}", config=CHART_CONFIG)
-        time.sleep(0.6)  # slow enough to see each epoch's features
+def replay_tab(choice: state.ModelChoice, run: Run | None) -> None:
+    """The first layer from the random start to the end of training, played in the browser."""
+    frames = replay_of(choice, run)
+    if frames is None:
+        st.info(
+            "There is no training to replay for this model: it saved no weight snapshots, or "
+            "its first layer is not one picture per neuron or filter.",
+            icon=":material/history:",
+        )
+        return
+    if frames.unreadable:
+        st.warning(
+            f"Some snapshots could not be read and are left out: {', '.join(frames.unreadable)}."
+        )
+    what = "neurons of the first layer" if frames.layer == "dense" else "first filters"
+    st.markdown(
+        f"Press **Play** to watch the {what} form: from the random start, after the first "
+        "1, 2, 4, … batches, then epoch by epoch. **Pause** and drag the slider to any moment."
+    )
+    figure = weights_figures.replay_figure(frames, tile_px=56 if frames.layer == "dense" else 40)
+    st.plotly_chart(figure, key="weights_replay", config=CHART_CONFIG, width="content")
+    st.caption(weights_figures.replay_caption(frames.layer, len(frames.units), frames.layer_units))
+
+
+def replay_of(choice: state.ModelChoice, run: Run | None) -> replay.Replay | None:
+    """A run's replay from its snapshots (through the one cached model loader), or the one
+    shipped beside a shipped model."""
+    if run is not None:
+        return replay.replay_of_run(run, load=state.model_at)
+    path = replay.replay_beside(choice.path)
+    try:
+        return shipped_replay(*state.file_key(path))
+    except (replay.ReplayError, OSError):
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def shipped_replay(path: str, mtime: float) -> replay.Replay:
+    """The replay file shipped beside a model, read once per modification time."""
+    return replay.load_replay(path)
 
 
 def first_filters(shown: Shown) -> None:
@@ -242,27 +265,29 @@ st.title("Weights")
 choice, model, meta = state.selected_model()
 data, data_dir, names = state.model_data(meta)
 run = state.run_of(choice)
-epochs = run.snapshots() if run is not None else []
-epoch = pick_epoch(choice, run, epochs, meta.get("best_epoch"))
-path: Path = choice.path if epoch is None else run.snapshot(epoch)
+moments = replay.moments(run) if run is not None else []
+moment = pick_moment(choice, run, moments, meta.get("best_epoch"))
+path: Path = choice.path if moment is None else replay.snapshot_path(run, moment)
 try:
     key = state.file_key(path)
     net, snapshot_meta = state.cached_model(*key)
 except (ModelFileError, OSError) as exc:
+    what = "this model" if moment is None else f"“{replay.moment_label(moment)}”"
     st.error(
-        f"The weights of epoch {epoch} could not be loaded ({exc}). Pick another epoch, or "
+        f"The weights of {what} could not be loaded ({exc}). Pick another moment, or "
         "another model in the sidebar."
     )
     st.stop()
-if epoch is not None:
+if moment is not None:
     val, best = snapshot_meta.get("val_accuracy"), meta.get("best_epoch")
-    st.caption(weights_figures.epoch_caption(epoch, val, best))
+    st.caption(weights_figures.snapshot_caption(moment, val, best))
 titles = {info.index: info.title for info in analysis.describe_layers(net)}
 shown = Shown(net, key, data, data_dir, names, titles)
 
 state.lazy_tabs(
     {
-        "What each neuron looks for": lambda: neurons_tab(shown, run, epochs),
+        "What each neuron looks for": lambda: neurons_tab(shown),
+        "Replay of training": lambda: replay_tab(choice, run),
         "All layers": lambda: layers_tab(shown),
         "Activations": lambda: activations_tab(shown),
     },
