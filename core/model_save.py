@@ -101,20 +101,30 @@ def save_model(model: Model, path: str | Path, meta: dict[str, Any] | None = Non
     It only ever replaces a regular file: anything else at `path` (a folder, a device, a
     FIFO, a link) raises OutputPathError, checked before writing and again before renaming.
     """
-    path = Path(path)
-    _refuse_non_regular(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "spec": np.array(json.dumps(model.spec)),
         "meta": np.array(json.dumps(meta or {})),
         **model.arrays(),
     }
+    return save_arrays(path, arrays)
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], sync: bool = True) -> Path:
+    """Write named arrays to one `.npz` atomically, replacing only a regular file.
+
+    `sync=False` skips the fsync, for files rewritten every second that nobody needs to
+    survive a power cut (the live view).
+    """
+    path = Path(path)
+    _refuse_non_regular(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         # Something else may have appeared at `path` while the file was written.
         _refuse_non_regular(path)
         os.replace(tmp, path)

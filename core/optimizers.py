@@ -39,6 +39,36 @@ class Optimizer:
             self.buffers[key] = np.zeros_like(like)
         return self.buffers[key]
 
+    # Buffers that are only scratch space, rebuilt on the next step: not part of the state.
+    SCRATCH = ("scratch", "decayed_grad")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The optimizer's memory (steps taken, momentum, moments) as named arrays."""
+        out = {"t": np.array(self.t)}
+        for (i, name), value in self.buffers.items():
+            if name not in self.SCRATCH:
+                out[f"{i}.{name}"] = value.copy()
+        return out
+
+    def load_state(self, state: dict[str, np.ndarray], params: list[Param]) -> None:
+        """Take up the memory `state()` gave, for the same parameters; ValueError if it
+        does not fit them."""
+        buffers = {}
+        for key, value in state.items():
+            if key == "t":
+                continue
+            index, _, name = key.partition(".")
+            if not index.isdigit() or int(index) >= len(params) or not name:
+                raise ValueError(f"the optimizer state has an unknown entry {key!r}")
+            if value.shape != params[int(index)].value.shape:
+                raise ValueError(
+                    f"the optimizer state's {key} has shape {value.shape}, the parameter "
+                    f"{params[int(index)].value.shape}"
+                )
+            buffers[(int(index), name)] = value.astype(params[int(index)].value.dtype)
+        self.t = int(state["t"]) if "t" in state else 0
+        self.buffers = buffers
+
     def step(self, params: list[Param], lr: float) -> None:
         self.t += 1
         for i, p in enumerate(params):

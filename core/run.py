@@ -1,8 +1,11 @@
 """One run of the run store: its record, its folder, and its row read back.
 
-A run's folder holds its best checkpoint (`model.npz`) and one weight snapshot per
-epoch (`snapshots/`). While it trains, its `progress` says where it is; the share
-of the run done is `progress_fraction(run.progress)`.
+A run's folder holds its best checkpoint (`model.npz`, with the optimizer's state beside
+it in `optimizer.npz`), one weight snapshot per epoch and a few from the first epoch's
+first batches (`snapshots/`), and while it trains the live view of its first layer
+(`live.npz`, core/live.py). While it trains, its `progress` says where it is; the share
+of the run done is `progress_fraction(run.progress)`. A run continued from another
+("Train more") names it as `parent` and numbers its epochs on from `epoch_offset`.
 """
 
 from __future__ import annotations
@@ -49,11 +52,28 @@ class Run:
     sweep: str
     progress: dict[str, Any]
     pid_start: int | None = None  # the owner's start time (clock ticks since boot)
+    parent: int | None = None  # the run this one continues from ("Train more")
+    epoch_offset: int = 0  # the parent's epochs before this run's first
+
+    @property
+    def paused(self) -> bool:
+        """Whether its trainer is holding it paused now (it still counts as running)."""
+        return self.status == "running" and bool(self.progress.get("paused"))
 
     @property
     def checkpoint(self) -> Path:
         """The weights of the run's best epoch so far."""
         return self.dir / "model.npz"
+
+    @property
+    def optimizer_state(self) -> Path:
+        """The optimizer's state (momentum, Adam's moments) at the best epoch so far."""
+        return self.dir / "optimizer.npz"
+
+    @property
+    def live_view(self) -> Path:
+        """The first layer and ten fixed digits' guesses, rewritten while it trains."""
+        return self.dir / "live.npz"
 
     @property
     def snapshot_dir(self) -> Path:
@@ -71,9 +91,27 @@ class Run:
 
     def snapshots(self) -> list[int]:
         """Epochs with a stored weight snapshot, in order."""
-        if not self.snapshot_dir.is_dir():
-            return []
-        return sorted(int(p.stem.split("-")[1]) for p in self.snapshot_dir.glob("epoch-*.npz"))
+        return _numbered(self.snapshot_dir, "epoch")
+
+    def batch_snapshot(self, batches: int) -> Path:
+        """The weights after the first `batches` batches of the first epoch (1, 2, 4, ...)."""
+        return self.snapshot_dir / f"batch-{batches:06d}.npz"
+
+    def batch_snapshots(self) -> list[int]:
+        """The first epoch's batch counts with a stored weight snapshot, in order."""
+        return _numbered(self.snapshot_dir, "batch")
+
+
+def _numbered(folder: Path, prefix: str) -> list[int]:
+    """The numbers of the files `<prefix>-<number>.npz` in `folder`, in order."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"{prefix}-*.npz"):
+        number = path.stem.split("-")[1]
+        if number.isdigit():  # a stray file of another shape is not a snapshot
+            found.append(int(number))
+    return sorted(found)
 
 
 RUN_COLUMNS = tuple(f.name for f in fields(Run))
@@ -114,5 +152,6 @@ def run_from_row(row: sqlite3.Row, root: Path) -> Run:
         raise UnreadableRun(f"its config has {exc.field}: {exc.message}") from None
     values["dir"] = root / str(values["dir"])
     values["stop_requested"] = bool(values["stop_requested"])
+    values["epoch_offset"] = int(values.get("epoch_offset") or 0)
     values["tags"], values["progress"] = tags, progress
     return Run(**values)

@@ -77,8 +77,13 @@ class RunStore:
         sweep: str = "",
         tags: list[str] | None = None,
         pid: int | None = None,
+        parent: int | None = None,
+        epoch_offset: int = 0,
     ) -> Run:
-        """Add a run (queued, or running under `pid`) with its own folder; returns it."""
+        """Add a run (queued, or running under `pid`) with its own folder; returns it.
+
+        A run that continues another (`parent`) numbers its epochs on from `epoch_offset`.
+        """
         if status not in ACTIVE:
             raise ValueError(f"a new run is queued or running, not {status!r}")
         name = name.strip() or f"{config.arch}-{time.strftime('%m%d-%H%M%S')}"
@@ -86,7 +91,7 @@ class RunStore:
         with self._db.write() as db:
             cur = db.execute(
                 "INSERT INTO runs (name, status, config, created, started, pid, pid_start, "
-                "sweep, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sweep, tags, parent, epoch_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     status,
@@ -97,6 +102,8 @@ class RunStore:
                     process_start(pid),
                     sweep,
                     json.dumps(tags or []),
+                    parent,
+                    epoch_offset,
                 ),
             )
             run_id = cur.lastrowid
@@ -190,9 +197,13 @@ class RunStore:
             db.execute("UPDATE runs SET progress = ? WHERE id = ?", (json.dumps(progress), run_id))
 
     def add_epoch(
-        self, run_id: int, metrics: dict[str, float], batch_losses: list[tuple[int, float, float]]
+        self,
+        run_id: int,
+        metrics: dict[str, float],
+        batches: list[tuple[float, ...]],
     ) -> None:
-        """Record one finished epoch and the batch losses sampled since the last one."""
+        """Record one finished epoch and the batches sampled since the last one, each as
+        (step, fractional epoch, loss) and, where known, the learning rate."""
         with self._db.write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -209,8 +220,9 @@ class RunStore:
                 ),
             )
             db.executemany(
-                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
-                [(run_id, step, epoch, loss) for step, epoch, loss in batch_losses],
+                "INSERT OR REPLACE INTO batches (run_id, step, epoch, loss, lr) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *batch[:3], batch[3] if len(batch) > 3 else None) for batch in batches],
             )
 
     def finish(self, run_id: int, status: str, message: str = "", **results: Any) -> None:
@@ -385,3 +397,117 @@ class RunStore:
                 "SELECT step, epoch, loss FROM batches WHERE run_id = ? ORDER BY step", (run_id,)
             ).fetchall()
         return [tuple(row) for row in rows]
+
+    def batch_lrs(self, run_id: int) -> list[tuple[int, float, float | None]]:
+        """(step, fractional epoch, learning rate) of the sampled batches, in order."""
+        if not self._db.has("batches", "lr"):
+            return []
+        with self._db.connect() as db:
+            rows = db.execute(
+                "SELECT step, epoch, lr FROM batches WHERE run_id = ? ORDER BY step", (run_id,)
+            ).fetchall()
+        return [tuple(row) for row in rows]
+
+    # Steering a run while it trains (core/control.py says what the commands and events are)
+
+    def send(self, run_id: int, command: dict[str, Any]) -> None:
+        """Queue a command for a run's trainer, which takes it between two batches."""
+        with self._db.write() as db:
+            db.execute(
+                "INSERT INTO commands (run_id, created, command) VALUES (?, ?, ?)",
+                (run_id, time.time(), json.dumps(command)),
+            )
+
+    def take_commands(self, run_id: int) -> list[dict[str, Any]]:
+        """The commands sent to a run since the last call, oldest first, removed as taken."""
+        with self._db.connect() as db:  # the trainer asks often: reading first costs no lock
+            waiting = db.execute(
+                "SELECT 1 FROM commands WHERE run_id = ? LIMIT 1", (run_id,)
+            ).fetchone()
+        if waiting is None:
+            return []
+        with self._db.write() as db:
+            rows = db.execute(
+                "SELECT id, command FROM commands WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+            db.execute(
+                f"DELETE FROM commands WHERE id IN ({', '.join('?' * len(rows))})",
+                [row["id"] for row in rows],
+            )
+        taken = []
+        for row in rows:
+            try:
+                command = json.loads(row["command"])
+            except ValueError:
+                continue  # not written by this app: nothing to do with it
+            if isinstance(command, dict):
+                taken.append(command)
+        return taken
+
+    def add_events(self, run_id: int, events: list[dict[str, Any]]) -> None:
+        """Record things that happened to a run (`step`, `epoch`, `time`, `kind`, `detail`)."""
+        if not events:
+            return
+        with self._db.write() as db:
+            last = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run_id = ?", (run_id,)
+            ).fetchone()[0]
+            db.executemany(
+                "INSERT INTO events (run_id, seq, step, epoch, time, kind, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        last + i,
+                        e["step"],
+                        e["epoch"],
+                        e["time"],
+                        e["kind"],
+                        json.dumps(e.get("detail", {})),
+                    )
+                    for i, e in enumerate(events, start=1)
+                ],
+            )
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """A run's events, in the order they happened."""
+        return self.events_of([run_id])[run_id]
+
+    def events_of(self, run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """The events of many runs in one query; a run without events gets []."""
+        out: dict[int, list[dict[str, Any]]] = {i: [] for i in run_ids}
+        if not out or not self._db.has("events"):
+            return out
+        with self._db.connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM events WHERE run_id IN ({', '.join('?' * len(out))}) "
+                "ORDER BY run_id, seq",
+                list(out),
+            ).fetchall()
+        for row in rows:
+            event = dict(row)
+            try:
+                event["detail"] = json.loads(event["detail"])
+            except ValueError:
+                event["detail"] = {}
+            out[event.pop("run_id")].append(event)
+        return out
+
+    # Store-wide settings (the number of trainer slots)
+
+    def setting(self, key: str) -> str | None:
+        """A store-wide setting, or None if it was never set."""
+        if not self._db.has("settings"):
+            return None
+        with self._db.connect() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Set a store-wide setting, seen by every process using the store."""
+        with self._db.write() as db:
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS runs (
     tags TEXT NOT NULL DEFAULT '[]',
     sweep TEXT NOT NULL DEFAULT '',
     progress TEXT NOT NULL DEFAULT '{}',
-    pid_start INTEGER
+    pid_start INTEGER,
+    parent INTEGER,
+    epoch_offset INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -62,13 +64,42 @@ CREATE TABLE IF NOT EXISTS batches (
     step INTEGER NOT NULL,
     epoch REAL NOT NULL,
     loss REAL NOT NULL,
+    lr REAL,
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    created REAL NOT NULL,
+    command TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_run ON commands(run_id);
+CREATE TABLE IF NOT EXISTS events (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    epoch REAL NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+# The tables every complete store has (older stores gain the newer ones on open).
+TABLES = {"runs", "epochs", "batches", "commands", "events", "settings"}
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 # Columns added since the first version, with their types: older databases gain them on open.
-MIGRATIONS = {"pid_start": "INTEGER"}
+MIGRATIONS = {
+    ("runs", "pid_start"): "INTEGER",
+    ("runs", "parent"): "INTEGER",
+    ("runs", "epoch_offset"): "INTEGER NOT NULL DEFAULT 0",
+    ("batches", "lr"): "REAL",
+}
 
 
 class StoreError(Exception):
@@ -255,11 +286,22 @@ class StoreDB:
             raise
         return db
 
-    def _columns(self, db: sqlite3.Connection) -> tuple[set[str], set[str]]:
+    def _columns(self, db: sqlite3.Connection) -> tuple[set[str], set[tuple[str, str]]]:
+        """The tables of the database, and its (table, column) pairs."""
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "runs" not in tables:
-            return tables, set()
-        return tables, {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+        columns = {
+            (table, r[1])
+            for table in tables & TABLES
+            for r in db.execute(f"PRAGMA table_info({table})")
+        }
+        return tables, columns
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        """Whether the database has this table (and column): a read-only store from an
+        older version may lack what has been added since."""
+        with self.connect() as db:
+            tables, columns = self._columns(db)
+        return table in tables and (column is None or (table, column) in columns)
 
     def _check_schema(self, db: sqlite3.Connection) -> bool:
         """Whether the database is a complete run store; StoreError if it is someone else's."""
@@ -272,13 +314,14 @@ class StoreDB:
                 f"{', '.join(sorted(tables)[:5])}): move it aside and it will be recreated"
             )
         if "runs" in tables:
-            missing = set(RUN_COLUMNS) - columns - set(MIGRATIONS)
+            added = {column for table, column in MIGRATIONS if table == "runs"}
+            missing = set(RUN_COLUMNS) - {c for t, c in columns if t == "runs"} - added
             if missing:
                 raise StoreError(
                     f"{self.path} is not a run store database (its runs table has no "
                     f"{', '.join(sorted(missing))}): move it aside and it will be recreated"
                 )
-        return {"runs", "epochs", "batches"} <= tables and set(MIGRATIONS) <= columns
+        return tables >= TABLES and set(MIGRATIONS) <= columns
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         """Create the tables, or add the columns newer than the database; a no-op when whole."""
@@ -290,9 +333,9 @@ class StoreDB:
                 if statement.strip():
                     db.execute(statement)
             _, columns = self._columns(db)
-            for column, kind in MIGRATIONS.items():
-                if column not in columns:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            for (table, column), kind in MIGRATIONS.items():
+                if (table, column) not in columns:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._check_schema(db)
         except BaseException:
             db.execute("ROLLBACK")

@@ -32,6 +32,7 @@ from .architecture import spec_from_config
 from .config import TrainConfig, validate
 from .data import Dataset, batch_jobs, load_dataset, prefetch, stratified_split, subset
 from .fpu import flush_denormals
+from .knobs import Knobs
 from .metrics import evaluate
 from .model import Model
 from .optimizers import Optimizer, learning_rate, make_optimizer
@@ -109,6 +110,14 @@ class Callback:
 
 
 @dataclass
+class Start:
+    """Where a continued run starts: its parent's weights and, if saved, optimizer state."""
+
+    weights: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray] | None = None
+
+
+@dataclass
 class Step:
     batch: int  # 0-based within the epoch
     labels: np.ndarray
@@ -117,10 +126,17 @@ class Step:
     lr: float
 
 
-def lr_at(cfg: TrainConfig, epoch: float) -> float:
-    """The learning rate of `cfg` at fractional `epoch` (0 at the start of training)."""
+def lr_at(cfg: TrainConfig, epoch: float, base: float | None = None) -> float:
+    """The learning rate of `cfg` at fractional `epoch` (0 at the start of training), from
+    its own base rate or from `base` (a knob changed while it trains)."""
     return learning_rate(
-        cfg.lr, epoch, cfg.epochs, cfg.schedule, cfg.warmup_epochs, cfg.step_every, cfg.step_gamma
+        cfg.lr if base is None else base,
+        epoch,
+        cfg.epochs,
+        cfg.schedule,
+        cfg.warmup_epochs,
+        cfg.step_every,
+        cfg.step_gamma,
     )
 
 
@@ -134,18 +150,24 @@ def train_steps(
     rng: np.random.Generator,
     transform: Transform | None,
     epoch: int,
+    knobs: Knobs | None = None,
 ) -> Iterator[Step]:
     """One epoch of training, yielding each batch's loss before its update is applied.
 
     The update is made when the caller asks for the next step, so a caller that stops
     (a diverging loss) leaves the weights as they were. Batches are prepared, and augmented,
-    in a background thread while the previous one trains.
+    in a background thread while the previous one trains. Knob changes asked for while a
+    batch was out are made before the next one starts.
     """
     n_batches = math.ceil(len(indices) / cfg.batch_size)
     jobs = batch_jobs(images, labels, indices, cfg.batch_size, rng, transform)
+    base = cfg.lr
     for b, (x, y) in enumerate(prefetch(jobs)):
+        if knobs is not None:
+            knobs.apply()
+            base = knobs.lr
         # The midpoint of the batch, so warm-up never starts at 0 nor cosine ends at 0.
-        lr = lr_at(cfg, epoch + (b + 0.5) / n_batches)
+        lr = lr_at(cfg, epoch + (b + 0.5) / n_batches, base)
         loss, logits = model.loss_and_grads(x, y)
         yield Step(b, y, loss, logits, lr)
         optimizer.step(model.params, lr)
@@ -183,10 +205,16 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     evaluate_test: bool = True,
     threads: int = 1,
+    knobs: Knobs | None = None,
+    start: Start | None = None,
 ) -> TrainResult:
-    """Train a model for `cfg` on `dataset` (default: the config's data) and return the result."""
+    """Train a model for `cfg` on `dataset` (default: the config's data) and return the result.
+
+    `knobs` lets a caller change settings while it trains (core/knobs.py); `start` begins
+    from trained weights instead of random ones.
+    """
     with compute_settings(threads):
-        return _fit(cfg, dataset, callbacks, should_stop, evaluate_test)
+        return _fit(cfg, dataset, callbacks, should_stop, evaluate_test, knobs, start)
 
 
 @contextmanager
@@ -208,11 +236,19 @@ def _fit(
     callbacks: Sequence[Callback],
     should_stop: Callable[[], bool] | None,
     evaluate_test: bool,
+    knobs: Knobs | None,
+    start: Start | None,
 ) -> TrainResult:
     dataset = dataset if dataset is not None else load_dataset(cfg.data_dir or None)
     validate(cfg, train_pool=len(dataset.train_labels))
     split = split_for(cfg, dataset)
     model, optimizer, rng, transform = setup(cfg, len(dataset.class_names))
+    if start is not None:
+        model.set_weights(start.weights)
+        if start.optimizer is not None:
+            optimizer.load_state(start.optimizer, model.params)
+    if knobs is not None:
+        knobs.bind(model, optimizer)
     images, labels = dataset.train_images, dataset.train_labels
     val_images, val_labels = images[split.val], labels[split.val]
     n_batches = math.ceil(len(split.train) / cfg.batch_size)
@@ -229,17 +265,18 @@ def _fit(
         epoch_start = time.perf_counter()
         loss_sum = correct = seen = 0.0
         steps = train_steps(
-            model, optimizer, cfg, images, labels, split.train, rng, transform, epoch
+            model, optimizer, cfg, images, labels, split.train, rng, transform, epoch, knobs
         )
         with closing(steps):  # stops the prefetch thread as soon as the loop is left
             for step in steps:
                 b, y, loss, logits, lr = step.batch, step.labels, step.loss, step.logits, step.lr
                 if not math.isfinite(loss) or loss > DIVERGED_LOSS:
                     result.status = "diverged"
+                    base = knobs.lr if knobs is not None else cfg.lr
                     result.reason = (
                         f"Training diverged at epoch {epoch + 1}, batch {b + 1}: the loss became "
-                        f"{loss:.4g}. The learning rate {cfg.lr:g} is probably too high; "
-                        f"try {cfg.lr / 10:g} or lower."
+                        f"{loss:.4g}. The learning rate {base:g} is probably too high; "
+                        f"try {base / 10:g} or lower."
                     )
                     break  # leaving the loop skips the update that this loss would have made
                 batch_correct = int(np.count_nonzero(logits.argmax(axis=1) == y))
@@ -273,7 +310,7 @@ def _fit(
             correct / seen,
             val.loss,
             val.accuracy,
-            lr_at(cfg, epoch),
+            lr_at(cfg, epoch, knobs.lr if knobs is not None else None),
             now - epoch_start,
             now - start,
         )

@@ -148,7 +148,8 @@ def progress(run: Run) -> None:
         st.progress(
             min(progress_fraction(p), 1.0),
             text=f"Epoch {p['epoch']} of {p['epochs']}, batch {p['batch']} of "
-            f"{p['batches']} · loss {p['loss']:.3f}"
+            f"{p['batches']}"
+            + (f" · loss {p['loss']:.3f}" if p.get("loss") is not None else "")
             + (f" · about {eta:.0f} s to go" if eta is not None else ""),
         )
     elif run.status == "running":
