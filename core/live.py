@@ -8,7 +8,8 @@ show the weights changing without ever touching the trainer's memory. It holds:
     kind      "dense" (an MLP's first layer) or "conv2d" (a CNN's first convolution)
     weights   (units, H, W): the first MAX_UNITS neurons' weights over the pixels, or the
               convolution's filters
-    maps      (filters, H, W) for a CNN: the filters' outputs for the first fixed digit
+    maps      (filters, H, W) for a CNN: the filters' outputs for the first fixed digit,
+              before pooling
     digits    (10, 28, 28): the first test image of each class, in class order
     labels    (10,) their classes
     probs     (10, classes): the network's probabilities for them now
@@ -42,20 +43,16 @@ def fixed_digits(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def first_maps(model: Model, image: np.ndarray) -> np.ndarray | None:
-    """(filters, H, W): the first convolution's outputs, after its activation, for one
-    float image (H, W, 1); None when the network does not start with a convolution."""
+    """(filters, H, W): the first convolution's outputs for one float image (H, W, 1), at
+    full size (before pooling); None when the network does not start with a convolution."""
     x = image[None]
-    seen_conv = False
     for layer in model.layers:
-        if seen_conv and layer.params:  # the next weighted layer: the maps are complete
-            break
         x = layer.forward(x, training=False)
-        seen_conv = seen_conv or layer.kind == "conv2d"
-        if seen_conv and layer.kind in ("relu", "leaky_relu", "tanh", "sigmoid"):
-            break
-    if not seen_conv:
-        return None
-    return np.moveaxis(x[0], -1, 0).copy()
+        if layer.kind == "conv2d":
+            return np.moveaxis(x[0], -1, 0).copy()
+        if layer.params:  # a weighted layer before any convolution: not a CNN's start
+            return None
+    return None
 
 
 def read(path: Path) -> dict[str, np.ndarray] | None:
