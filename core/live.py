@@ -67,8 +67,9 @@ def read(path: Path) -> dict[str, np.ndarray] | None:
 class LiveView(Callback):
     """Rewrites a run's live view (`path`) every `interval` seconds while it trains."""
 
-    def __init__(self, path: Path, dataset: Dataset, interval: float = INTERVAL) -> None:
-        self.path, self.interval = path, interval
+    def __init__(self, path: Path, dataset: Dataset, interval: float | None = None) -> None:
+        self.path = path
+        self.interval = INTERVAL if interval is None else interval
         self.digits, self.labels = fixed_digits(dataset)
         self.model: Model | None = None
         self.steps, self.epoch, self.elapsed = 0, 0.0, 0.0
