@@ -1,12 +1,17 @@
-"""Command line: `python -m core train | evaluate | predict | sweep | worker`.
+"""Command line: `python -m core train | evaluate | predict | sweep | worker | runs | control`.
 
     train     train a network, record it in the run store, and save it
+              (`--from RUN` continues a stored run from its best checkpoint)
     evaluate  a saved model's test accuracy and per-class scores
     predict   the digit in each of some image files
     sweep     many configurations, a grid and/or random search (core/sweep.py)
     worker    train the runs the dashboard queued, then exit (core/worker.py)
+    runs      list the stored runs; `runs show RUN`: one run's config, metrics and events
+    control   steer a queued or running run: pause, resume, step, stop, set knobs
+              (core/control.py, core/knobs.py)
 
-Errors users can act on (bad data, model files, a broken run store) are one line on
+Errors users can act on (bad data, model files, a broken run store, bad run ids, commands
+or knob values) are one line on
 stderr and exit status 2; a run that diverged or learned nothing exits 1.
 """
 
@@ -26,14 +31,20 @@ import numpy as np
 from . import presets
 from .config import HELP, ConfigError, TrainConfig, validate
 from .console import ProgressBar, interrupt_flag
+from .control import ControlError, describe
+from .control import command as control_command
+from .control import send as control_send
 from .data import DataError, load_dataset
+from .knobs import KNOBS, KnobError, parse_assignments
+from .lineage import LineageError, continue_from, parent_of
 from .metrics import confusion_matrix, evaluate, per_class
 from .model import ModelFileError
 from .model_load import load_model
 from .model_save import check_output_path
 from .preprocess import ImageError, load_image, prepare
 from .recorder import train_run
-from .runs import RUNS_DIR_ENV, Run, RunStore, StoreError
+from .run import progress_fraction
+from .runs import RUNS_DIR_ENV, STATUSES, Run, RunStore, StoreError
 from .sweep import plan, run_dask, run_local, summary, summary_table
 from .sweep_spec import SweepError, add_spec_flags, spec_from_flags
 from .train import fit, result_meta
@@ -57,9 +68,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(subparser=p)
     p.add_argument(
         "--preset",
-        default="default",
         choices=presets.preset_names(),
         help="starting configuration; flags below override it (default: default)",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN",
+        help="continue stored run RUN from its best checkpoint: its config, with the flags "
+        "below applied on top (no --preset, no --no-store)",
     )
     p.add_argument("--name", help="a name for the run in the run store")
     # A str, not a Path: Path("") would turn an empty --out into the current folder.
@@ -131,8 +148,45 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", help=f"the run store (default: ${RUNS_DIR_ENV} or ./runs)")
 
 
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "runs",
+        help="list the stored runs, or show one (`runs show RUN`)",
+        description="`runs` lists the run store's runs, newest first; `runs show RUN` shows "
+        "one run's config, progress, per-epoch metrics, lineage and event log.",
+        usage=f"{PROG} runs [--status S] [--json]\n       {PROG} runs show RUN [--json]",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("what", nargs="*", metavar="show RUN", help="show one run")
+    p.add_argument(
+        "--status",
+        metavar="S",
+        help=f"only runs with this status: {', '.join(STATUSES)}, or paused",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_control(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "control",
+        help="steer a queued or running run: pause, resume, step, stop, set knobs",
+        description="Send a command to a queued or running run; its trainer takes it after "
+        f"the current batch. Knobs for set: {', '.join(KNOBS)}.",
+        usage=f"{PROG} control RUN pause|resume|stop [--json]\n"
+        f"       {PROG} control RUN step [--batches N | --epoch] [--json]\n"
+        f"       {PROG} control RUN set KNOB=VALUE [KNOB=VALUE ...] [--json]",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("run", metavar="RUN", help="the run's id")
+    p.add_argument("action", metavar="ACTION", help="pause, resume, step, stop or set")
+    p.add_argument("values", nargs="*", metavar="KNOB=VALUE", help="for set, e.g. lr=0.01")
+    p.add_argument("--batches", metavar="N", help="step: train N batches, then hold (default 1)")
+    p.add_argument("--epoch", action="store_true", help="step: train to the end of the epoch")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of `python -m core` and its five commands."""
+    """The parser of `python -m core` and its seven commands."""
     parser = argparse.ArgumentParser(prog=PROG, description="A NumPy neural network for MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -140,15 +194,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_sweep(sub)
     _add_worker(sub)
+    _add_runs(sub)
+    _add_control(sub)
     return parser
+
+
+class UsageError(ValueError):
+    """A command line that asks for something impossible; one line on stderr, exit 2."""
+
+
+def _run_id(text: str) -> int:
+    try:
+        run_id = int(text)
+    except ValueError:
+        raise UsageError(f"run id must be a number, got {text!r}") from None
+    if run_id < 1:
+        raise UsageError(f"run id must be 1 or more, got {text!r}")
+    return run_id
+
+
+def _get_run(store: RunStore, text: str) -> Run:
+    run_id = _run_id(text)
+    try:
+        return store.get(run_id)
+    except KeyError:
+        raise UsageError(f"there is no run {run_id}") from None
 
 
 def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     overrides = {
         name[4:]: v for name, v in vars(args).items() if name.startswith("set_") and v is not None
     }
+    parent = None
+    if args.from_run is not None:
+        if args.no_store:
+            raise UsageError("--from continues a stored run, so it cannot go with --no-store")
+        if args.preset is not None:
+            raise UsageError("--from starts from the run's own config, so it takes no --preset")
+        store = RunStore()
+        store.reap()
+        parent = parent_of(store, _run_id(args.from_run))
     try:
-        cfg = presets.preset(args.preset).replace(**overrides)
+        base = parent.config if parent else presets.preset(args.preset or "default")
+        cfg = base.replace(**overrides)
     except ConfigError as exc:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
     # Checked before any work, so a bad --out costs nothing and loses no trained model.
@@ -168,8 +256,14 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         store = RunStore()
         store.reap()
-        name = args.name or f"{args.preset}-{time.strftime('%m%d-%H%M%S')}"
-        run = store.create(cfg, name, status="running", pid=os.getpid())
+        if parent is not None:
+            run = continue_from(
+                store, parent.id, cfg, args.name or "", status="running", pid=os.getpid()
+            )
+        else:
+            preset = args.preset or "default"
+            name = args.name or f"{preset}-{time.strftime('%m%d-%H%M%S')}"
+            run = store.create(cfg, name, status="running", pid=os.getpid())
         result = train_run(store, run, dataset, [progress], should_stop=interrupted)
     saved = None
     if result.history:  # fit restored the best epoch's weights, whatever the outcome
@@ -185,6 +279,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "seconds": round(result.seconds, 3),
         "model_path": str(saved) if saved else None,
         "run_id": run.id if run else None,
+        "parent": run.parent if run else None,
+        "epoch_offset": run.epoch_offset if run else 0,
         "config": cfg.to_dict(),
     }
     if args.json:
@@ -265,6 +361,168 @@ def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(json.dumps(rows))
         return 0
     print(f"\n{summary_table(rows, spec.metric)}")
+    return 0
+
+
+def _status(run: Run) -> str:
+    return "paused" if run.paused else run.status
+
+
+def _progress(run: Run) -> dict[str, Any]:
+    """How far a run is: percent done while it runs, else its best val / test accuracy."""
+    out: dict[str, Any] = {"percent": None}
+    if run.status == "running":
+        try:
+            out["percent"] = round(100 * progress_fraction(run.progress), 1)
+        except (KeyError, TypeError, ZeroDivisionError):
+            out["percent"] = 0.0  # started, no batch recorded yet
+    elif run.status == "finished":
+        out["percent"] = 100.0
+    out["best_val_accuracy"] = run.best_val_accuracy
+    out["test_accuracy"] = run.test_accuracy
+    return out
+
+
+def _progress_text(run: Run) -> str:
+    p = _progress(run)
+    if run.status == "running":
+        return f"{p['percent']:.1f}% done"
+    parts = []
+    if run.best_val_accuracy is not None:
+        parts.append(f"val {run.best_val_accuracy:.2%}")
+    if run.test_accuracy is not None:
+        parts.append(f"test {run.test_accuracy:.2%}")
+    return ", ".join(parts) or "-"
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "paused": run.paused,
+        "progress": _progress(run),
+        "parent": run.parent,
+    }
+
+
+def _runs(args: argparse.Namespace) -> int:
+    store = RunStore()
+    store.reap()
+    if args.what:
+        if args.what[0] != "show" or len(args.what) != 2:
+            raise UsageError(
+                f"expected `runs` or `runs show RUN`, got `runs {' '.join(args.what)}`"
+            )
+        if args.status is not None:
+            raise UsageError("--status lists runs; `runs show RUN` takes none")
+        return _show(store, args.what[1], args.json)
+    if args.status is not None and args.status not in (*STATUSES, "paused"):
+        raise UsageError(f"unknown status {args.status!r}; one of {', '.join(STATUSES)}, paused")
+    if args.status == "paused":
+        runs = [r for r in store.runs(status="running") if r.paused]
+    else:
+        runs = store.runs(status=args.status)
+    if args.json:
+        print(json.dumps([_run_row(r) for r in runs]))
+        return 0
+    if not runs:
+        print("no runs" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    width = max(len(r.name) for r in runs)
+    for r in runs:
+        print(f"{r.id:>5}  {r.name:<{width}}  {_status(r):<15}  {_progress_text(r)}")
+    return 0
+
+
+def _show(store: RunStore, text: str, as_json: bool) -> int:
+    run = _get_run(store, text)
+    epochs = store.epochs(run.id)
+    events = [{**e, "description": describe(e)} for e in store.events(run.id)]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    **_run_row(run),
+                    "epoch_offset": run.epoch_offset,
+                    "message": run.message,
+                    "tags": run.tags,
+                    "sweep": run.sweep,
+                    "created": run.created,
+                    "started": run.started,
+                    "ended": run.ended,
+                    "best_epoch": run.best_epoch,
+                    "test_loss": run.test_loss,
+                    "train_seconds": run.train_seconds,
+                    "n_params": run.n_params,
+                    "config": run.config.to_dict(),
+                    "metrics": epochs,
+                    "events": events,
+                }
+            )
+        )
+        return 0
+    print(f"run {run.id}: {run.name}")
+    print(f"  status    {_status(run)}" + (f" ({run.message})" if run.message else ""))
+    print(f"  progress  {_progress_text(run)}")
+    if run.best_epoch is not None:
+        print(f"  best      epoch {run.best_epoch}")
+    if run.parent is not None:
+        print(f"  parent    run {run.parent} (epochs numbered on from {run.epoch_offset})")
+    print("  config")
+    for key, value in run.config.to_dict().items():
+        print(f"    {key:<16} {value}")
+    print("  metrics")
+    if not epochs:
+        print("    (no epoch finished yet)")
+    for e in epochs:
+        print(
+            "    "
+            + "  ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in e.items()
+            )
+        )
+    print("  events")
+    if not events:
+        print("    (none)")
+    for e in events:
+        print(f"    step {e['step']:>6}  epoch {e['epoch']:6.2f}  {e['description']}")
+    return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    run_id = _run_id(args.run)
+    if args.action != "set" and args.values:
+        raise UsageError(f"{args.action} takes no KNOB=VALUE settings")
+    if args.action != "step" and (args.batches is not None or args.epoch):
+        raise UsageError("--batches and --epoch go with step only")
+    batches = None
+    if args.batches is not None:
+        try:
+            batches = int(args.batches)
+        except ValueError:
+            raise UsageError(f"--batches must be a whole number, got {args.batches!r}") from None
+    changes = parse_assignments(args.values) if args.action == "set" else {}
+    cmd = control_command(args.action, batches=batches, epoch=args.epoch, **changes)
+    store = RunStore()
+    store.reap()
+    run = control_send(store, run_id, cmd)
+    if args.json:
+        print(json.dumps({"run": run.id, "command": cmd}))
+        return 0
+    when = (
+        "it takes effect when the run starts"
+        if run.status == "queued"
+        else "it takes effect after the current batch"
+    )
+    if args.action == "stop" and run.status == "queued":
+        when = "the queued run is cancelled"
+    what = args.action
+    if args.action == "step":
+        what = "step to the end of the epoch" if args.epoch else f"step {cmd['batches']}"
+    elif args.action == "set":
+        what = "set " + ", ".join(f"{k}={v}" for k, v in changes.items())
+    print(f"run {run.id}: {what} sent; {when}")
     return 0
 
 
@@ -368,8 +626,20 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(args)
         if args.command == "sweep":
             return _sweep(args, args.subparser)
+        if args.command == "runs":
+            return _runs(args)
+        if args.command == "control":
+            return _control(args)
         return _predict(args)
-    except (DataError, ModelFileError, StoreError) as exc:
+    except (
+        DataError,
+        ModelFileError,
+        StoreError,
+        ControlError,
+        KnobError,
+        LineageError,
+        UsageError,
+    ) as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
