@@ -17,6 +17,7 @@ import pandas as pd
 from plotly.colors import qualitative
 
 from core.config import HELP, TrainConfig
+from core.control import describe
 from core.runs import Run, RunStore, StoreError
 
 SETTINGS = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -188,6 +189,36 @@ def config_diff(runs: Sequence[Run]) -> pd.DataFrame:
     )
     table["what it means"] = [HELP.get(k, "") for k in keys]
     return table
+
+
+def history_table(
+    runs: Sequence[Run], events: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> pd.DataFrame:
+    """What happened to the runs while they trained: each one's parent (Train more) and its
+    events (pauses, steps, knob changes), one row each, in order; empty if nothing did."""
+    rows = []
+    for run in runs:
+        name = f"#{run.id} {run.name}"
+        if run.parent is not None:
+            rows.append(
+                {
+                    "run": name,
+                    "epoch": float(run.epoch_offset),
+                    "batch": 0,
+                    "what happened": f"continued from run #{run.parent} at its epoch "
+                    f"{run.epoch_offset}",
+                }
+            )
+        for event in events.get(run.id, ()):
+            rows.append(
+                {
+                    "run": name,
+                    "epoch": run.epoch_offset + float(event["epoch"]),
+                    "batch": int(event["step"]),
+                    "what happened": describe(event),
+                }
+            )
+    return pd.DataFrame(rows, columns=["run", "epoch", "batch", "what happened"])
 
 
 def epochs_frame(epochs: Sequence[Mapping[str, float]]) -> pd.DataFrame:

@@ -542,3 +542,30 @@ def choose(at: AppTest, **values: object) -> None:
     for key, value in values.items():
         at.session_state[key] = value
         at.query_params[key] = str(value)
+
+
+def test_the_history_lists_lineage_and_events_in_words(store, lr_runs):
+    slow, medium = lr_runs[0], lr_runs[1]
+    store.add_events(slow.id, [
+        {"step": 45, "epoch": 1.25, "time": 1.0, "kind": "set", "detail": {"lr": [0.01, 0.001]}},
+        {"step": 60, "epoch": 1.5, "time": 2.0, "kind": "pause", "detail": {}},
+    ])  # fmt: skip
+    child = store.create(BASE, "slow more", parent=slow.id, epoch_offset=3)
+    table = compare.history_table([slow, medium, child], store.events_of([slow.id, medium.id]))
+    assert table["what happened"].tolist() == [
+        "lr 0.01 → 0.001",
+        "paused",
+        f"continued from run #{slow.id} at its epoch 3",
+    ]
+    assert table["batch"].tolist() == [45, 60, 0]
+    assert compare.history_table([medium], {}).empty
+
+
+def test_the_page_shows_what_happened_while_the_ticked_runs_trained(monkeypatch, store, lr_runs):
+    slow, fast = lr_runs[0], lr_runs[2]
+    store.add_events(slow.id, [
+        {"step": 45, "epoch": 1.25, "time": 1.0, "kind": "set", "detail": {"lr": [0.01, 0.1]}},
+    ])  # fmt: skip
+    at = open_page(monkeypatch, store.root, runs=f"{slow.id},{fast.id}")
+    shown = [t for t in at.dataframe if "what happened" in t.value.columns]
+    assert len(shown) == 1 and shown[0].value["what happened"].tolist() == ["lr 0.01 → 0.1"]

@@ -63,6 +63,14 @@ def curves_tab(
         st.info("The selected runs have exactly the same settings.")
     else:
         st.dataframe(compare.config_diff(chosen))
+    history = compare.history_table(chosen, store.events_of(ids))
+    if not history.empty:
+        st.markdown("**What happened while they trained**")
+        st.dataframe(
+            history,
+            hide_index=True,
+            column_config={"epoch": st.column_config.NumberColumn(format="%.2f")},
+        )
 
 
 def parallel_tab(shown: list[Run], summaries: dict, colors: dict) -> None:
