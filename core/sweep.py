@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig
+from .layers.conv import set_two_cores
 from .recorder import record_result, train_run
 from .runs import Run, RunStore
 from .sweep_spec import METRICS, SweepError, SweepSpec, expand, trial_name, varied_keys
@@ -106,9 +107,12 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
-def _worker_init(parent: int) -> None:
-    """In each worker process: stop when the sweep stops, and when it dies without a word."""
+def _worker_init(parent: int, workers: int = 1) -> None:
+    """In each worker process: stop when the sweep stops, and when it dies without a word;
+    keep to one core when it shares the machine with other workers."""
     _worker["parent"] = parent
+    if workers > 1:
+        set_two_cores(False)
     for sig in STOP_SIGNALS:
         signal.signal(sig, _worker_signal)
     if sys.platform.startswith("linux"):
@@ -183,7 +187,7 @@ def run_local(store: RunStore, runs: list[Run], workers: int, report: Report | N
         max_workers=workers,
         mp_context=mp.get_context("spawn"),  # a clean interpreter per worker, no inherited threads
         initializer=_worker_init,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), workers),
     )
     with _stop_on_signals(), pool:
         try:
