@@ -125,10 +125,7 @@ def test_live_figures_have_a_tile_per_unit_and_digit(tmp_path, mnist, arch):
     tiles = next(t for t in weights.data if t.name == "tiles")
     units = len(view["weights"]) if arch == "mlp" else 2 * min(16, len(view["weights"]))
     assert len(tiles.x) == units and (arch == "cnn" or units >= 32)
-    live_figures.live_guesses(view, mnist.class_names)  # warm plotly's validators
-    start = time.perf_counter()
     guesses = live_figures.live_guesses(view, mnist.class_names)
-    assert time.perf_counter() - start < 0.25  # about 65 ms; slack for a busy machine
     assert len(next(t for t in guesses.data if t.name == "tiles").x) == 10
     wrong = (view["probs"].argmax(1) != view["labels"]).sum()
     texts = [a.text for a in guesses.layout.annotations]
