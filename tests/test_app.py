@@ -147,7 +147,10 @@ def test_the_pages_read_a_model_file_once_however_much_they_compute(runs, monkey
     at.run()
     visits = {
         "evaluate": ("evaluate_tab", ["Mistakes", "Robustness"]),
-        "weights": ("weights_tab", ["What each neuron looks for", "All layers", "Activations"]),
+        "weights": (
+            "weights_tab",
+            ["What each neuron looks for", "Replay of training", "All layers", "Activations"],
+        ),
         "data": ("data_tab", ["How the network sorts them"]),
     }
     for page, (key, tabs) in visits.items():

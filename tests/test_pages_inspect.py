@@ -8,7 +8,6 @@ computed independently here.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import os
@@ -17,11 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 
-from core import analysis
+from core import analysis, replay
 from core.config import TrainConfig
 from core.data import subset
 from core.metrics import confusion_matrix, evaluate
@@ -244,7 +241,7 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
 
 def test_weights_of_the_shipped_mlp(mnist):
     at = open_page("weights", model="mlp", weights_neuron=5)
-    assert any("no training to replay" in i.value for i in at.info)
+    assert any("final weights only" in i.value for i in at.info)
     model, _ = load_model(SHIPPED_MLP)
     W = model.layers[1].params["W"]
     tiles = trace(figure(at, "weights_grid"), "tiles")
@@ -283,77 +280,73 @@ def test_weights_of_the_shipped_mlp(mnist):
         in figure(at, "weights_act_probs")["layout"]["title"]["text"]
     )
 
-
-@pytest.fixture
-def charts_sent(monkeypatch) -> list[tuple[str, dict]]:
-    """Every Plotly chart the app sends while the test runs, in order, as (element id,
-    figure): a chart redrawn in place (a replay's frames) shows only its last state in
-    AppTest's element tree, but each frame is a message of its own."""
-    sent = []
-    enqueue = ForwardMsgQueue.enqueue
-
-    def record(queue: ForwardMsgQueue, msg) -> None:
-        if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            element = msg.delta.new_element
-            if element.WhichOneof("type") == "plotly_chart":
-                sent.append((element.plotly_chart.id, json.loads(element.plotly_chart.spec)))
-        enqueue(queue, msg)
-
-    monkeypatch.setattr(ForwardMsgQueue, "enqueue", record)
-    return sent
+    choose(at, weights_tab="Replay of training")
+    at.run()
+    assert_clean(at)
+    shipped = replay.load_replay(SHIPPED_MLP.with_name("mlp.replay.npz"))
+    shown = figure(at, "weights_replay")
+    labels = [step["label"] for step in shown["layout"]["sliders"][0]["steps"]]
+    assert labels == list(shipped.labels) and len(shown["frames"]) == len(labels)
 
 
-def png_pixels(fig: dict) -> np.ndarray:
-    (image,) = [t for t in fig["data"] if t["type"] == "image"]
-    data = base64.b64decode(image["source"].split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)))
-
-
-def test_weights_replay_the_snapshots_of_a_run(tiny, charts_sent):
+def test_weights_at_every_snapshot_and_the_replay_of_a_run(tiny):
     at = open_page("weights", model=f"run-{tiny.id}")
     (slider,) = at.select_slider
-    assert slider.options == ["0 (untrained)", "1", "2"]
-    assert slider.value == 2  # the best epoch of this run: the selected model
-    slider.set_value(0).run()
+    found = replay.moments(tiny)
+    assert slider.options == [replay.moment_label(m) for m in found]
+    assert slider.options[:2] == ["untrained", "after 1 batch"]  # the first batches too
+    assert slider.options[-2:] == ["epoch 1", "epoch 2"]
+    assert slider.value == replay.Moment(2)  # the best epoch of this run: the selected model
+    slider.set_value(replay.Moment(0, 1)).run()
     assert_clean(at)
-    untrained, _ = load_model(tiny.snapshot(0))
+    after_one, _ = load_model(tiny.batch_snapshot(1))
     large = figure(at, "weights_neuron_large")["data"][0]
     np.testing.assert_allclose(
-        array(large["z"]), untrained.layers[1].params["W"][:, 0].reshape(28, 28)
+        array(large["z"]), after_one.layers[1].params["W"][:, 0].reshape(28, 28)
     )
-    assert len(trace(figure(at, "weights_grid"), "tiles")["customdata"]) == 128
-    assert any("untrained network" in c.value for c in at.caption)
-    charts_sent.clear()
-    next(b for b in at.button if b.label == "Replay training").click().run()
+    assert any(c.value.startswith("After the first batch of epoch 1.") for c in at.caption)
+
+    choose(at, weights_tab="Replay of training")
+    at.run()
     assert_clean(at)
-    assert figure(at, "weights_grid")  # the interactive grid is back after the replay
-    frames = [fig for element, fig in charts_sent if "weights_replay_" in element]
-    assert [f["layout"]["title"]["text"] for f in frames] == ["Epoch 0", "Epoch 1", "Epoch 2"]
-    for epoch, frame in enumerate(frames):
-        # Every frame shows that epoch's snapshot: its biases on hover, and each neuron's
-        # weights in its tile, red where a weight is positive and blue where negative.
-        snapshot, _ = load_model(tiny.snapshot(epoch))
-        W, b = snapshot.layers[1].params["W"], snapshot.layers[1].params["b"]
-        tiles = trace(frame, "tiles")
-        assert [text.split("<br>")[0] for text in tiles["hovertext"]] == [
-            f"neuron {j}: bias {b[j]:+.3f}" for j in range(128)
-        ]
-        pixels = png_pixels(frame).astype(int)
-        strong = np.percentile(np.abs(W), 99.5) / 4
-        for j in range(0, 128, 9):
-            x, y = int(array(tiles["x"])[j] - 13.5), int(array(tiles["y"])[j] - 13.5)
-            tile = pixels[y : y + 28, x : x + 28]
-            weights = W[:, j].reshape(28, 28)
-            redder = tile[..., 0] > tile[..., 2]
-            assert np.all(redder[weights > strong]) and not np.any(redder[weights < -strong])
-    first, last = png_pixels(frames[0]), png_pixels(frames[-1])
-    assert not np.array_equal(first, last)  # training changed what the neurons look for
+    shown = figure(at, "weights_replay")
+    labels = [step["label"] for step in shown["layout"]["sliders"][0]["steps"]]
+    assert len(shown["frames"]) == len(labels) == len(found)
+    pictures = []
+    for moment, label, frame in zip(found, labels, shown["frames"], strict=True):
+        # Every frame is that moment's snapshot, named in words: each of the first 64
+        # neurons in its tile, above the middle of the scale (red) where a weight is
+        # strongly positive and below it (blue) where strongly negative.
+        snapshot, meta = load_model(replay.snapshot_path(tiny, moment))
+        assert label == replay.moment_label(moment, meta.get("val_accuracy"))
+        W = snapshot.layers[1].params["W"]
+        z = array(frame["data"][0]["z"]).astype(int)
+        strong = np.percentile(np.abs(W[:, :64]), 99.5) / 4
+        for j in range(0, 64, 9):
+            r, c = divmod(j, 8)
+            tile, weights = z[r * 29 : r * 29 + 28, c * 29 : c * 29 + 28], W[:, j].reshape(28, 28)
+            assert np.all(tile[weights > strong] > 128) and np.all(tile[weights < -strong] < 128)
+        pictures.append(z)
+    assert labels[-1].startswith("epoch 2 · ") and labels[-1].endswith(" % val")
+    assert not np.array_equal(pictures[0], pictures[-1])  # training changed the neurons
 
 
 def test_weights_of_a_cnn(store_with_runs, mnist):
     run = store_with_runs[1]["tiny-cnn"]
     at = open_page("weights", model=f"run-{run.id}")
     assert len(array(trace(figure(at, "weights_first_filters"), "tiles")["x"])) == 4
+    choose(at, weights_tab="Replay of training")
+    at.run()
+    assert_clean(at)
+    shown = figure(at, "weights_replay")
+    assert trace(shown, "tiles")["customdata"] == [0, 1, 2, 3]  # its four filters
+    assert len(shown["frames"]) == len(replay.moments(run))
+    W = load_model(run.snapshot(1))[0].layers[0].params["W"][:, :, 0, :]
+    z = array(shown["frames"][-1]["data"][0]["z"]).astype(int)
+    strong = np.abs(W).max() / 4
+    for f in range(4):  # the last frame, epoch 1: each filter in its tile, red and blue
+        tile = z[:3, f * 4 : f * 4 + 3]
+        assert np.all(tile[W[:, :, f] > strong] > 128) and np.all(tile[W[:, :, f] < -strong] < 128)
     choose(at, weights_tab="All layers")
     at.run()
     assert_clean(at)
