@@ -39,7 +39,8 @@ def curves_figure(
     """Validation accuracy, validation loss and training loss of `runs`, overlaid.
 
     `x` is "epoch" or "seconds" (wall-clock time since each run started); one colour and one
-    legend entry per run, shared by the three panels.
+    legend entry per run, shared by the three panels. A run continued from another (Train
+    more) is drawn from its parent's epoch on, so their curves join.
     """
     fig = make_subplots(
         rows=1,
@@ -52,10 +53,11 @@ def curves_figure(
     panels = (("val_accuracy", "%{y:.2%}"), ("val_loss", "%{y:.4f}"), ("train_loss", "%{y:.4f}"))
     for run in runs:
         rows = epochs.get(run.id, [])
+        offset = run.epoch_offset if x_key == "epoch" else 0
         for col, (metric, y_hover) in enumerate(panels, start=1):
             fig.add_trace(
                 go.Scatter(
-                    x=[e[x_key] for e in rows],
+                    x=[e[x_key] + offset for e in rows],
                     y=[e[metric] for e in rows],
                     mode="lines+markers",
                     name=labels[run.id],

@@ -569,3 +569,25 @@ def test_the_page_shows_what_happened_while_the_ticked_runs_trained(monkeypatch,
     at = open_page(monkeypatch, store.root, runs=f"{slow.id},{fast.id}")
     shown = [t for t in at.dataframe if "what happened" in t.value.columns]
     assert len(shown) == 1 and shown[0].value["what happened"].tolist() == ["lr 0.01 → 0.1"]
+
+
+def test_a_continued_run_is_drawn_from_its_parents_epoch_on(store, lr_runs):
+    parent = lr_runs[2]
+    child = store.create(BASE, "fast more", status="running", pid=os.getpid(), parent=parent.id,
+                         epoch_offset=3)  # fmt: skip
+    store.add_epoch(child.id, {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.9,
+                               "val_loss": 0.6, "val_accuracy": 0.94, "lr": 1.0, "seconds": 1.0,
+                               "elapsed": 1.0}, [])  # fmt: skip
+    child = store.get(child.id)
+    runs = [parent, child]
+    fig = compare_figures.curves_figure(
+        runs, store.epochs_of([r.id for r in runs]), compare.run_colors([parent.id, child.id]),
+        {parent.id: "parent", child.id: "child"},
+    )  # fmt: skip
+    xs = {t.name: list(t.x) for t in fig.data if t.yaxis == "y"}
+    assert xs == {"parent": [1, 2, 3], "child": [4]}
+    seconds = compare_figures.curves_figure(
+        runs, store.epochs_of([r.id for r in runs]), compare.run_colors([parent.id, child.id]),
+        {parent.id: "parent", child.id: "child"}, x="seconds",
+    )  # fmt: skip
+    assert {t.name: list(t.x) for t in seconds.data if t.yaxis == "y"}["child"] == [1.0]

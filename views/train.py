@@ -225,7 +225,9 @@ def steer(store: RunStore, run_id: int, cmd: dict, done: str) -> None:
 
 def buttons(store: RunStore, run: Run) -> None:
     """Pause or resume, step, and stop the active run."""
-    pause, step, to_end, stop = st.columns(4)
+    # Two rows of two, so that every label fits beside the live panel at projector widths.
+    pause, stop = st.columns(2)
+    step, to_end = st.columns(2)
     if run.paused:
         if pause.button("Resume", icon=":material/play_arrow:", key=f"resume_{run.id}"):
             steer(store, run.id, control.command("resume"), "Going on.")
