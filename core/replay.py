@@ -45,14 +45,20 @@ class Moment:
     batches: int = 0
 
 
-def moment_label(moment: Moment, val_accuracy: float | None = None) -> str:
-    """A moment in plain words: "untrained", "after 64 batches", "epoch 3 · 97.8 % val"."""
+def moment_label(moment: Moment, val_accuracy: float | None = None, offset: int = 0) -> str:
+    """A moment in plain words: "untrained", "after 64 batches", "epoch 3 · 97.8 % val".
+
+    A run continued from another (Train more) starts at its parent's epoch `offset`, and
+    counts its epochs on from there.
+    """
     if moment.batches:
         text = f"after {moment.batches} batch{'es' if moment.batches > 1 else ''}"
+        if offset:
+            text += " more"
     elif moment.epoch == 0:
-        text = "untrained"
+        text = f"start (epoch {offset}, trained before)" if offset else "untrained"
     else:
-        text = f"epoch {moment.epoch}"
+        text = f"epoch {moment.epoch + offset}"
     if val_accuracy is not None and math.isfinite(val_accuracy):
         text += f" · {100 * val_accuracy:.1f} % val"
     return text
@@ -103,7 +109,9 @@ class Replay:
 
 
 def build_replay(
-    snapshots: Sequence[tuple[Moment, Model, dict[str, Any]]], max_units: int = MAX_UNITS
+    snapshots: Sequence[tuple[Moment, Model, dict[str, Any]]],
+    max_units: int = MAX_UNITS,
+    offset: int = 0,
 ) -> Replay | None:
     """The replay of snapshots (moment, model, its metadata) in order; None when their
     first layer is not a picture per unit (see analysis.first_layer_pictures)."""
@@ -123,7 +131,7 @@ def build_replay(
         units=units,
         layer_units=len(pictures[0][1]),
         labels=tuple(
-            moment_label(m, v) for (m, _, _), v in zip(snapshots, val_accuracy, strict=True)
+            moment_label(m, v, offset) for (m, _, _), v in zip(snapshots, val_accuracy, strict=True)
         ),
         val_accuracy=val_accuracy,
     )
@@ -138,10 +146,10 @@ def replay_of_run(run: Run, load: Loader = load_model) -> Replay | None:
         try:
             snapshots.append((moment, *load(snapshot_path(run, moment))))
         except (ModelFileError, OSError):
-            unreadable.append(moment_label(moment))
+            unreadable.append(moment_label(moment, offset=run.epoch_offset))
     if len(snapshots) < 2:
         return None  # nothing moves
-    replay = build_replay(snapshots)
+    replay = build_replay(snapshots, offset=run.epoch_offset)
     return replace(replay, unreadable=tuple(unreadable)) if replay is not None else None
 
 

@@ -282,3 +282,10 @@ def test_the_shipped_mlps_replay_plays_pauses_and_scrubs_in_the_browser(app_serv
     # Pausing or scrubbing interrupts Play, and Plotly rejects Play's promise, which its own
     # buttons never handle: the browser reports that as an uncaught "undefined". Nothing else.
     assert [e for e in page.console.errors if e != "undefined"] == []
+
+
+def test_a_continued_run_counts_its_moments_on_from_its_parent():
+    assert moment_label(Moment(0), offset=3) == "start (epoch 3, trained before)"
+    assert moment_label(Moment(2), 0.975, offset=3) == "epoch 5 · 97.5 % val"
+    assert moment_label(Moment(0, 4), offset=3) == "after 4 batches more"
+    assert moment_label(Moment(0)) == "untrained" and moment_label(Moment(2)) == "epoch 2"

@@ -53,7 +53,7 @@ def pick_moment(
             "Weights at",
             options=moments,
             value=best_moment if best_moment in moments else moments[-1],
-            format_func=replay.moment_label,
+            format_func=lambda m: replay.moment_label(m, offset=run.epoch_offset),
             key=f"weights_epoch_{choice.key}",
             persist_state="session",
             help="The weights as they were at the random start, after the first 1, 2, 4, … "
@@ -272,7 +272,11 @@ try:
     key = state.file_key(path)
     net, snapshot_meta = state.cached_model(*key)
 except (ModelFileError, OSError) as exc:
-    what = "this model" if moment is None else f"“{replay.moment_label(moment)}”"
+    what = (
+        "this model"
+        if moment is None
+        else f"“{replay.moment_label(moment, offset=run.epoch_offset)}”"
+    )
     st.error(
         f"The weights of {what} could not be loaded ({exc}). Pick another moment, or "
         "another model in the sidebar."
