@@ -45,6 +45,19 @@ def journey_server(tmp_path_factory, mnist):
     stop_app(server)
 
 
+def trainer_report(server) -> str:
+    """What the store (read afresh), the trainer's slots and logs say: for a failure message."""
+    runs_dir = server.runs_dir
+    store = RunStore(runs_dir)
+    lines = [f"{r.id} {r.name} {r.status} pid={r.pid} {r.progress}" for r in store.runs()]
+    lines.append(f"files: {sorted(p.name for p in runs_dir.iterdir())}")
+    log = runs_dir / "worker.log"
+    text = log.read_text(errors="replace")[-3000:] if log.exists() else "(none)"
+    lines.append(f"worker.log:\n{text}")
+    lines.append("streamlit.log:\n" + server.output()[-3000:])
+    return "\n".join(lines)
+
+
 def walk(rng: random.Random, rounds: int = 3) -> list[str]:
     """Every page `rounds` times, shuffled, never the same page twice in a row."""
     while True:
@@ -192,5 +205,26 @@ def test_the_train_form_survives_leaving_and_start_watches_the_new_run(journey_s
     expect(watched).to_have_value(re.compile(rf"^#{newest.id} "))
     assert watched.input_value() != before
     # The selector's label follows the run to its end without a reload.
-    expect(watched).to_have_value(re.compile(r"· finished$"), timeout=90_000)
+    try:
+        expect(watched).to_have_value(re.compile(r"· finished$"), timeout=90_000)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{trainer_report(journey_server)}") from None
     assert_clean(page, "after the run finished")
+
+
+@pytest.mark.browser
+def test_the_run_selector_shows_the_watched_run_s_new_status(journey_server, page, mnist):
+    """A run that ends while watched is labelled with its new status in the selector itself,
+    not only in the panel below it (the browser keeps the label it was last sent a value
+    with, unless the page sends the value again)."""
+    store = RunStore(journey_server.runs_dir)
+    cfg = TrainConfig(train_size=1000, val_size=500, epochs=1)
+    run = store.create(cfg, "held by the test", status="running", pid=os.getpid())
+    page.goto(journey_server.url + "/train")
+    wait_for_app(page)
+    watched = page.locator(".st-key-train_watch").get_by_role("combobox")
+    expect(watched).to_have_value(f"#{run.id} held by the test · running")
+    train_run(store, run, mnist)  # ends it while the page looks
+    expect(page.get_by_text("Test accuracy")).to_be_visible(timeout=30_000)
+    expect(watched).to_have_value(f"#{run.id} held by the test · finished")
+    assert_clean(page, "after the watched run ended")

@@ -1,5 +1,7 @@
 """Train: choose the settings, press Start, and watch the network learn."""
 
+import re
+
 import streamlit as st
 
 from core.augment import preview
@@ -17,6 +19,7 @@ from core.worker import ensure_worker
 from dashboard import curves, grids, settings, state
 
 WATCH = "train_watch"  # the id of the run the live panel shows
+SHOWN = "train_watch_shown"  # the watched run's label as the selector last showed it
 FLASH = "train_flash"  # a message for the next run of the page (after Start's rerun)
 
 
@@ -163,16 +166,23 @@ def watch(store: RunStore, live: bool) -> None:
     if live and not any(r.active for r in runs):
         st.rerun()
     by_id = {r.id: r for r in runs}
-    if st.session_state.get(WATCH) not in by_id:
+
+    def label(i: int) -> str:
+        return f"#{i} {by_id[i].name} · {state.status_label(by_id[i].status)}"
+
+    chosen = st.session_state.get(WATCH)
+    if isinstance(chosen, str):  # the label of a run whose status has changed since
+        found = re.match(r"#(\d+) ", chosen)
+        chosen = int(found[1]) if found else None
+    if chosen not in by_id:
         active = [r.id for r in runs if r.active]
-        st.session_state[WATCH] = active[-1] if active else runs[0].id
-    run_id = st.selectbox(
-        "Run",
-        list(by_id),
-        key=WATCH,
-        persist_state="session",
-        format_func=lambda i: f"#{i} {by_id[i].name} · {state.status_label(by_id[i].status)}",
-    )
+        chosen = active[-1] if active else runs[0].id
+    if chosen != st.session_state.get(WATCH) or st.session_state.get(SHOWN) != label(chosen):
+        # The browser's selector goes on showing the label it was last sent with a value,
+        # not the option's new one: a run whose status changed is chosen again to show it.
+        st.session_state[WATCH] = chosen
+        st.session_state[SHOWN] = label(chosen)
+    run_id = st.selectbox("Run", list(by_id), key=WATCH, persist_state="session", format_func=label)
     run = by_id[run_id]
     progress(run)
     if run.active and st.button("Stop", icon=":material/stop:", key=f"stop_{run_id}"):
