@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import TrainConfig
-from .knobs import KNOBS, SHORT, KnobError, Knobs, check_changes
+from .knobs import KNOBS, SHORT, KnobError, Knobs, check_changes, starting_values
 from .model import Model
 from .run import Run
 from .runs import RunStore
@@ -120,13 +120,7 @@ def _pace(a: float, b: float) -> str:
 
 def current_knobs(config: TrainConfig, events: list[dict[str, Any]]) -> dict[str, float]:
     """The knob values a run trains with after `events` (its config's, then each change)."""
-    values = {
-        "lr": config.lr,
-        "momentum": config.momentum,
-        "weight_decay": config.weight_decay,
-        "dropout": config.dropout,
-        "pace": 0.0,
-    }
+    values = starting_values(config)
     for event in events:
         if event["kind"] == "set":
             for key, (_, after) in (event.get("detail") or {}).items():

@@ -86,17 +86,22 @@ def parse_assignments(texts: list[str]) -> dict[str, str]:
     return out
 
 
+def starting_values(config: TrainConfig) -> dict[str, float]:
+    """The knobs' values before any change: the config's, at full speed."""
+    return {
+        "lr": config.lr,
+        "momentum": config.momentum,
+        "weight_decay": config.weight_decay,
+        "dropout": config.dropout,
+        "pace": 0.0,
+    }
+
+
 class Knobs:
     """The live values of a training run's knobs, bound to its model and optimizer."""
 
     def __init__(self, config: TrainConfig) -> None:
-        self.values: dict[str, float] = {
-            "lr": config.lr,
-            "momentum": config.momentum,
-            "weight_decay": config.weight_decay,
-            "dropout": config.dropout,
-            "pace": 0.0,
-        }
+        self.values = starting_values(config)
         self.pending: dict[str, float] = {}
         self.model: Model | None = None
         self.optimizer: Optimizer | None = None

@@ -10,6 +10,7 @@ closed by `reap` (core/owners.py). Training a run into the store is core/recorde
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -367,13 +368,18 @@ class RunStore:
 
     def epochs_of(self, run_ids: Iterable[int]) -> dict[int, list[dict[str, float]]]:
         """The per-epoch metrics of many runs in one query; a run without epochs gets []."""
-        out: dict[int, list[dict[str, float]]] = {i: [] for i in run_ids}
-        if not out:
+        return self._rows_of("epochs", "epoch", run_ids)
+
+    def _rows_of(self, table: str, order: str, run_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """The rows of `table` for many runs in one query, each in `order` and without its
+        run_id; a run without rows (or a store without the table) gets []."""
+        out: dict[int, list[dict]] = {i: [] for i in run_ids}
+        if not out or not self._db.has(table):
             return out
         with self._db.connect() as db:
             rows = db.execute(
-                f"SELECT * FROM epochs WHERE run_id IN ({', '.join('?' * len(out))}) "
-                "ORDER BY run_id, epoch",
+                f"SELECT * FROM {table} WHERE run_id IN ({', '.join('?' * len(out))}) "
+                f"ORDER BY run_id, {order}",
                 list(out),
             ).fetchall()
         for row in rows:
@@ -475,22 +481,12 @@ class RunStore:
 
     def events_of(self, run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         """The events of many runs in one query; a run without events gets []."""
-        out: dict[int, list[dict[str, Any]]] = {i: [] for i in run_ids}
-        if not out or not self._db.has("events"):
-            return out
-        with self._db.connect() as db:
-            rows = db.execute(
-                f"SELECT * FROM events WHERE run_id IN ({', '.join('?' * len(out))}) "
-                "ORDER BY run_id, seq",
-                list(out),
-            ).fetchall()
-        for row in rows:
-            event = dict(row)
+        out = self._rows_of("events", "seq", run_ids)
+        for event in itertools.chain.from_iterable(out.values()):
             try:
                 event["detail"] = json.loads(event["detail"])
             except ValueError:
                 event["detail"] = {}
-            out[event.pop("run_id")].append(event)
         return out
 
     # Store-wide settings (the number of trainer slots)

@@ -300,7 +300,11 @@ class StoreDB:
         """Whether the database has this table (and column): a read-only store from an
         older version may lack what has been added since."""
         with self.connect() as db:
-            tables, columns = self._columns(db)
+            # Looked up once per connection: the schema only changes when a store is opened.
+            if getattr(self._local, "schema_of", None) is not db:
+                self._local.schema = self._columns(db)
+                self._local.schema_of = db
+            tables, columns = self._local.schema
         return table in tables and (column is None or (table, column) in columns)
 
     def _check_schema(self, db: sqlite3.Connection) -> bool:
