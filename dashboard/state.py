@@ -337,7 +337,10 @@ def _training_status(was_active: bool) -> None:
     for run in running:
         p = run.progress
         where = f"epoch {p['epoch']}/{p['epochs']}" if p else "starting"
-        st.caption(f":material/hourglass_top: Training #{run.id} {run.name}: {where}")
+        if run.paused:  # a held run keeps its slot until it is resumed or stopped
+            st.caption(f":material/pause: #{run.id} {run.name}: paused at {where}, holding a slot")
+        else:
+            st.caption(f":material/hourglass_top: Training #{run.id} {run.name}: {where}")
     _slots_input(runs, slots)
 
 

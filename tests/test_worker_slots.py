@@ -296,3 +296,17 @@ def test_a_read_only_store_shows_the_slots_without_letting_them_change(store):
         captions, slots = sidebar(at)
         assert slots.value == 2 and slots.disabled
         assert ":material/memory: Trainer: 0 of 2 slots busy" in captions
+
+
+def test_the_sidebar_says_a_paused_run_holds_its_slot(store):
+    cfg = TrainConfig(train_size=500, val_size=100, epochs=3)
+    held = store.create(cfg, "held", status="running", pid=os.getpid())
+    store.set_progress(held.id, {"epoch": 2, "epochs": 3, "batch": 1, "batches": 4, "paused": True})
+    going = store.create(cfg, "going", status="running", pid=os.getpid())
+    store.set_progress(going.id, {"epoch": 1, "epochs": 3, "batch": 1, "batches": 4})
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    captions = sidebar(at)[0]
+    assert f":material/pause: #{held.id} held: paused at epoch 2/3, holding a slot" in captions
+    assert f":material/hourglass_top: Training #{going.id} going: epoch 1/3" in captions
