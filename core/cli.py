@@ -35,6 +35,8 @@ from .control import ControlError, describe
 from .control import command as control_command
 from .control import send as control_send
 from .data import DataError, load_dataset
+from .groups import METRICS as GROUP_METRICS
+from .groups import Group, group_of, verdict
 from .knobs import KNOBS, KnobError, parse_assignments
 from .lineage import LineageError, continue_from, parent_of
 from .metrics import confusion_matrix, evaluate, per_class
@@ -53,6 +55,7 @@ from .worker import run_queue
 PROG = "python -m core"
 # Outcomes that end `train` with exit status 1: the run did not learn what it should have.
 FAILED = ("diverged", "learned_nothing")
+MAX_REPEATS = 100
 
 
 def _flag(field: str) -> str:
@@ -79,6 +82,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "below applied on top (no --preset, no --no-store)",
     )
     p.add_argument("--name", help="a name for the run in the run store")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train K runs with seeds seed, seed+1, ... (stored, to compare as a group)",
+    )
     # A str, not a Path: Path("") would turn an empty --out into the current folder.
     p.add_argument("--out", help="also save the model here (.npz); default: the run's folder")
     p.add_argument(
@@ -185,8 +195,28 @@ def _add_control(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="whether two runs or groups of seeds really differ (Welch's t-test)",
+        description="Compare two runs, or two groups of runs, on their final accuracy and say "
+        "in one sentence whether the difference is clear. A side is a run id (12), the group "
+        "of runs with run 12's settings but any seed (g12), or a list of run ids (12,13,14).",
+    )
+    p.set_defaults(subparser=p)
+    p.add_argument("a", metavar="RUN_OR_GROUP")
+    p.add_argument("b", metavar="RUN_OR_GROUP")
+    p.add_argument(
+        "--metric",
+        choices=list(GROUP_METRICS),
+        default="test_accuracy",
+        help="what to compare (default: test_accuracy)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of `python -m core` and its seven commands."""
+    """The parser of `python -m core` and its eight commands."""
     parser = argparse.ArgumentParser(prog=PROG, description="A NumPy neural network for MNIST.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -196,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker(sub)
     _add_runs(sub)
     _add_control(sub)
+    _add_compare(sub)
     return parser
 
 
@@ -225,6 +256,10 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     overrides = {
         name[4:]: v for name, v in vars(args).items() if name.startswith("set_") and v is not None
     }
+    if not 1 <= args.repeats <= MAX_REPEATS:
+        raise UsageError(f"--repeats must be between 1 and {MAX_REPEATS}, got {args.repeats}")
+    if args.repeats > 1 and (args.no_store or args.out is not None):
+        raise UsageError("--repeats keeps every run in the run store: no --out, no --no-store")
     parent = None
     if args.from_run is not None:
         if args.no_store:
@@ -246,10 +281,45 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     dataset = load_dataset(cfg.data_dir or None)
     try:
         validate(cfg, train_pool=len(dataset.train_labels))
+        validate(cfg.replace(seed=cfg.seed + args.repeats - 1))  # the last repeat's seed too
     except ConfigError as exc:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
     progress = ProgressBar(sys.stderr if args.json else sys.stdout, show_bar=not args.quiet)
     interrupted = interrupt_flag()
+    if args.repeats == 1:
+        summary, code = _train_one(args, cfg, parent, out, dataset, progress, interrupted)
+        if args.json:
+            print(json.dumps(summary))
+        return code
+    summaries, code = [], 0
+    for seed in range(cfg.seed, cfg.seed + args.repeats):
+        if not args.json:
+            print(f"seed {seed}:")
+        one, code = _train_one(
+            args, cfg.replace(seed=seed), parent, out, dataset, progress, interrupted, seed
+        )
+        summaries.append(one)
+        if interrupted():
+            break
+    group = Group([RunStore().get(s["run_id"]) for s in summaries])
+    if args.json:
+        print(json.dumps({"runs": summaries, "mean": group.mean, "std": group.std, "n": group.n}))
+    else:
+        print(f"test accuracy over {group.n} seeds: {group.summary()}")
+    return code
+
+
+def _train_one(
+    args: argparse.Namespace,
+    cfg: TrainConfig,
+    parent: Run | None,
+    out: Path | None,
+    dataset: Any,
+    progress: ProgressBar,
+    interrupted: Any,
+    seed: int | None = None,
+) -> tuple[dict[str, Any], int]:
+    """Train one run of `train` (one seed of --repeats); its summary and exit status."""
     run = None
     if args.no_store:
         result = fit(cfg, dataset, [progress], should_stop=interrupted)
@@ -257,12 +327,13 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         store = RunStore()
         store.reap()
         if parent is not None:
-            run = continue_from(
-                store, parent.id, cfg, args.name or "", status="running", pid=os.getpid()
-            )
+            name = args.name or ""
+            name += f" seed {seed}" if seed is not None and name else ""
+            run = continue_from(store, parent.id, cfg, name, status="running", pid=os.getpid())
         else:
             preset = args.preset or "default"
             name = args.name or f"{preset}-{time.strftime('%m%d-%H%M%S')}"
+            name += f" seed {seed}" if seed is not None else ""
             run = store.create(cfg, name, status="running", pid=os.getpid())
         result = train_run(store, run, dataset, [progress], should_stop=interrupted)
     saved = None
@@ -283,8 +354,6 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "epoch_offset": run.epoch_offset if run else 0,
         "config": cfg.to_dict(),
     }
-    if args.json:
-        print(json.dumps(summary))
     if result.status in FAILED:
         print(f"{PROG} train: {result.reason}", file=sys.stderr)
         if saved:
@@ -294,7 +363,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 f"(validation accuracy {result.best_val_accuracy:.2%}); saved {saved}",
                 file=sys.stderr,
             )
-        return 1
+        return summary, 1
     if not args.json:
         print(result.reason)
         if result.test_accuracy is not None:
@@ -304,7 +373,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
         if saved:
             print(f"saved {saved}" + (f" (run {run.id} in {run.dir.parent})" if run else ""))
-    return 0
+    return summary, 0
 
 
 def _sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -578,6 +647,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _side(store: RunStore, runs: list[Run], text: str) -> list[Run]:
+    """The runs one side of `compare` names: "12", "g12" (run 12's group) or "12,13,14"."""
+    text = text.strip()
+    if text[:1].lower() == "g":
+        return group_of(_get_run(store, text[1:]), runs)
+    return [_get_run(store, part) for part in text.split(",")]
+
+
+def _compare(args: argparse.Namespace) -> int:
+    store = RunStore()
+    runs = store.runs()
+    a, b = (Group(_side(store, runs, side), args.metric) for side in (args.a, args.b))
+    if set(a.ids) & set(b.ids):
+        raise UsageError(f"{args.a} and {args.b} share runs: compare two different runs or groups")
+    result = verdict(a, b)
+    if args.json:
+        sides = {
+            name: {"runs": g.ids, "values": g.values, "mean": g.mean, "std": g.std, "n": g.n}
+            for name, g in (("a", a), ("b", b))
+        }
+        print(json.dumps({**sides, "metric": args.metric, **result.to_dict()}))
+        return 0
+    for name, group in ((args.a, a), (args.b, b)):
+        listed = ", ".join(f"#{i}" for i in group.ids)
+        print(f"{name}: {group.summary()} · runs {listed}")
+    print(result.sentence)
+    if result.warning:
+        print(f"warning: {result.warning}", file=sys.stderr)
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     model, meta = load_model(args.model)
     names = meta.get("class_names") or [str(i) for i in range(model.n_classes)]
@@ -630,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
             return _runs(args)
         if args.command == "control":
             return _control(args)
+        if args.command == "compare":
+            return _compare(args)
         return _predict(args)
     except (
         DataError,

@@ -178,3 +178,9 @@ def verdict(a: Group, b: Group, names: tuple[str, str] | None = None) -> Verdict
 def _p(p: float) -> str:
     """ "p = 0.01", "p < 0.001": two significant digits are all a p-value carries."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.1f}"
+
+
+def group_of(run: Run, runs: Iterable[Run]) -> list[Run]:
+    """Every run of `runs` with `run`'s settings but any seed, in id order."""
+    key = settings_key(run.config)
+    return sorted((r for r in runs if settings_key(r.config) == key), key=lambda r: r.id)
