@@ -18,6 +18,7 @@ from plotly.colors import qualitative
 
 from core.config import HELP, TrainConfig
 from core.control import describe
+from core.groups import Group
 from core.runs import Run, RunStore, StoreError
 
 SETTINGS = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -354,3 +355,20 @@ def delete_runs(store: RunStore, ids: Iterable[int]) -> tuple[list[int], list[st
         except StoreError as exc:
             messages.append(f"Run #{run_id} was not deleted: {exc}")
     return done, messages
+
+
+# Groups of seeds
+
+
+def groups_table(groups: Sequence[Group], names: Sequence[str]) -> pd.DataFrame:
+    """One row per group, in the groups' order (best mean first): its name, n, mean ± sd and
+    runs."""
+    return pd.DataFrame(
+        {
+            "group": list(names),
+            "runs with a result": [g.n for g in groups],
+            "mean": [g.mean for g in groups],
+            "± sd": [g.std for g in groups],
+            "runs": [", ".join(f"#{i}" for i in g.ids) for g in groups],
+        }
+    )

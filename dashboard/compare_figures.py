@@ -203,3 +203,71 @@ def time_scatter(
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
     )
     return fig
+
+
+def group_curves_figure(
+    groups: Sequence[tuple[str, Sequence[Sequence[Mapping[str, float]]]]],
+    colors: Sequence[str],
+    metric: str = "val_accuracy",
+    height: int = 380,
+) -> go.Figure:
+    """Each group's mean curve of `metric` over its runs, with a band from the lowest to the
+    highest run at each epoch; `groups` holds (name, each run's epochs)."""
+    fig = go.Figure()
+    accuracy = metric.endswith("accuracy")
+    y_hover = "%{y:.2%}" if accuracy else "%{y:.4f}"
+    for (name, runs), color in zip(groups, colors, strict=False):
+        by_epoch: dict[int, list[float]] = {}
+        for rows in runs:
+            for e in rows:
+                by_epoch.setdefault(int(e["epoch"]), []).append(e[metric])
+        xs = sorted(by_epoch)
+        means = [sum(by_epoch[x]) / len(by_epoch[x]) for x in xs]
+        counts = [len(by_epoch[x]) for x in xs]
+        label = f"{name}: mean of {len(runs)} run{'s' if len(runs) != 1 else ''}"
+        fig.add_trace(
+            go.Scatter(
+                x=xs + xs[::-1],
+                y=[max(by_epoch[x]) for x in xs] + [min(by_epoch[x]) for x in xs][::-1],
+                fill="toself",
+                fillcolor=_translucent(color),
+                line=dict(width=0),
+                name=f"{name}: lowest to highest run",
+                legendgroup=name,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=means,
+                customdata=counts,
+                mode="lines+markers",
+                name=label,
+                legendgroup=name,
+                line=dict(color=color, width=3),
+                hovertemplate=f"epoch %{{x}}: {y_hover} (mean of %{{customdata}})"
+                f"<extra>{name}</extra>",
+            )
+        )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(
+        title_text="validation accuracy" if metric == "val_accuracy" else metric.replace("_", " "),
+        tickformat=".1%" if accuracy else None,
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=20, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+        font=dict(size=15),
+    )
+    return fig
+
+
+def _translucent(color: str, alpha: float = 0.2) -> str:
+    """A '#rrggbb' or 'rgb(r,g,b)' colour as rgba with `alpha`, for a band under its line."""
+    if color.startswith("#") and len(color) == 7:
+        r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    else:
+        r, g, b = (int(float(v)) for v in color[color.index("(") + 1 : -1].split(",")[:3])
+    return f"rgba({r},{g},{b},{alpha})"

@@ -8,8 +8,11 @@ import time
 
 import streamlit as st
 
+from core import effects
+from core.groups import METRICS, differing, group_runs, verdict
+from core.groups import describe as describe_group
 from core.runs import STATUSES, Run, RunStore, StoreError
-from dashboard import compare, compare_figures, compare_widgets, state
+from dashboard import compare, compare_figures, compare_widgets, effects_figures, grids, state
 from dashboard.compare import FILTERS, SELECTED, VISIBLE, X_AXIS
 
 CONFIRM = "compare_confirm_delete"  # the runs Delete was pressed for, awaiting Yes
@@ -93,6 +96,83 @@ def scatter_tab(shown: list[Run], summaries: dict, colors: dict, labels: dict, n
         return
     st.caption("One point per run in the table; selected runs are in their colour.")
     st.plotly_chart(scatter)
+
+
+def metric_picker(key: str, choices: dict[str, str]) -> str:
+    if key not in st.session_state:
+        st.session_state[key] = next(iter(choices))
+    return st.segmented_control(
+        "Compare on", list(choices), key=key, required=True, format_func=choices.get,
+        persist_state=KEEP,
+    )  # fmt: skip
+
+
+def groups_tab(store: RunStore, shown: list[Run]) -> None:
+    """The runs in the table grouped by their settings but the seed; two groups compared."""
+    metric = metric_picker("compare_group_metric", METRICS)
+    groups = group_runs(shown, metric)
+    keys = differing([g.config for g in groups])
+    names = [describe_group(g.config, keys) for g in groups]
+    st.caption(
+        "Runs in the table whose settings differ only in their seed form a group, best mean "
+        "first. Train several seeds with **Repeats** on the Train page (or `python -m core "
+        "train --repeats 5`) to tell a real difference from luck."
+    )
+    st.dataframe(
+        compare.groups_table(groups, names),
+        hide_index=True,
+        column_config={
+            "mean": st.column_config.NumberColumn(format="percent"),
+            "± sd": st.column_config.NumberColumn(format="percent", help="standard deviation"),
+        },
+    )
+    if len(groups) < 2:
+        st.info("All the runs in the table have the same settings: there is nothing to compare.")
+        return
+    firsts = {g.ids[0]: (g, name) for g, name in zip(groups, names, strict=True)}
+    left, right = st.columns(2)
+    picks = []
+    for column, label, default in ((left, "This group", 0), (right, "against", 1)):
+        key = f"compare_group_{default}"
+        if st.session_state.get(key) not in firsts:
+            st.session_state[key] = list(firsts)[default]
+        picks.append(
+            column.selectbox(label, list(firsts), key=key, format_func=lambda i: firsts[i][1])
+        )
+    if picks[0] == picks[1]:
+        st.info("Choose two different groups.")
+        return
+    (a, name_a), (b, name_b) = firsts[picks[0]], firsts[picks[1]]
+    result = verdict(a, b, (name_a, name_b))
+    (st.success if result.clear else st.info)(result.sentence, icon=":material/balance:")
+    if result.warning:
+        st.warning(result.warning, icon=":material/warning:")
+    epochs = store.epochs_of(a.ids + b.ids)
+    st.plotly_chart(
+        compare_figures.group_curves_figure(
+            [(name_a, [epochs[i] for i in a.ids]), (name_b, [epochs[i] for i in b.ids])],
+            (effects_figures.BLUE, effects_figures.VERMILLION),
+        ),
+        config=grids.CHART_CONFIG,
+    )
+    st.caption("Each line is a group's mean; its band runs from its lowest to its highest run.")
+
+
+def effects_tab(shown: list[Run]) -> None:
+    """How much each varied setting matters to a metric, over the runs in the table."""
+    fx = effects.parameter_effects(shown, metric_picker("compare_effects_metric", effects.METRICS))
+    st.markdown(f"**Share of the differences in {fx.label} explained by each setting, alone**")
+    st.markdown(fx.sentence)
+    if fx.left_out_text:
+        st.caption(fx.left_out_text + ".")
+    figures = (
+        effects_figures.ranking_figure(fx.ranking),
+        effects_figures.effects_figure(fx.table, fx.metric, kinds=fx.kinds),
+    )
+    for figure in figures:
+        if figure is not None:
+            st.plotly_chart(figure, config=grids.CHART_CONFIG)
+    st.caption(fx.method)
 
 
 def manage(store: RunStore, chosen: list[Run]) -> None:
@@ -249,6 +329,8 @@ state.lazy_tabs(
         "Curves of the selected runs": lambda: curves_tab(store, chosen, differ, labels, colors),
         "Settings against accuracy": lambda: parallel_tab(shown, summaries, colors),
         "Accuracy against time": lambda: scatter_tab(shown, summaries, colors, labels, now),
+        "Seeds and verdict": lambda: groups_tab(store, shown),
+        "What matters": lambda: effects_tab(shown),
     },
     key="compare_view",
 )
