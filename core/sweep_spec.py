@@ -8,6 +8,7 @@ random trials and the metric to rank by:
     grid: {momentum: [0.0, 0.9]}
     random: {lr: {log_uniform: [0.01, 2.0]}}
     trials: 4              # random draws per grid point
+    seeds: 3               # train each trial with 3 seeds, to compare groups (default 1)
     metric: val_accuracy   # or test_accuracy, or val_loss (lower is better)
 
 The CLI's flags (`--set`, `--grid`, `--random`, ...) are laid over a spec file, or make
@@ -35,6 +36,8 @@ from .run import slug
 METRICS = {"val_accuracy": True, "test_accuracy": True, "val_loss": False}  # higher is better?
 DISTRIBUTIONS = ("log_uniform", "uniform", "int_uniform", "choice")
 MAX_TRIALS = 1000
+MAX_SEEDS = 100
+MAX_RUNS = 10_000  # trials × seeds: a bound on what one spec may queue
 MAX_SPEC_BYTES = 1_000_000  # a spec is a few lines; anything this big is the wrong file
 
 
@@ -51,12 +54,13 @@ class SweepSpec:
     trials: int = 1
     metric: str = "val_accuracy"
     seed: int = 0
+    seeds: int = 1  # each trial trained with the base's seed, seed + 1, ... seed + seeds - 1
 
 
 def parse_spec(raw: dict[str, Any]) -> SweepSpec:
     """A SweepSpec from a parsed YAML / JSON mapping, with every field checked."""
     _check_sections(raw)
-    known = {"name", "base", "grid", "random", "trials", "metric", "seed"}
+    known = {"name", "base", "grid", "random", "trials", "metric", "seed", "seeds"}
     unknown = {str(k) for k in raw} - known
     if unknown:
         raise SweepError(f"unknown key(s) {sorted(unknown)}; known keys are {sorted(known)}")
@@ -79,10 +83,13 @@ def parse_spec(raw: dict[str, Any]) -> SweepSpec:
         raise SweepError(f"metric {_brief(metric)} is not one of {', '.join(METRICS)}")
     trials = _whole("trials", raw.get("trials", 1), 1, MAX_TRIALS)
     seed = _whole("seed", raw.get("seed", 0), 0, 2**63 - 1)
+    seeds = _whole("seeds", raw.get("seeds", 1), 1, MAX_SEEDS)
+    if seeds > 1 and ("seed" in grid or "seed" in random):
+        raise SweepError("seeds repeats every trial with its own seeds: no grid or random seed")
     name = raw.get("name") or "sweep"
     if not isinstance(name, (str, int)) or isinstance(name, bool):
         raise SweepError(f"name must be text, got {_brief(name)}")
-    return SweepSpec(slug(str(name)), base, grid, random, trials, metric, seed)
+    return SweepSpec(slug(str(name)), base, grid, random, trials, metric, seed, seeds)
 
 
 def _check_sections(raw: Any) -> None:
@@ -226,7 +233,8 @@ def _sample(kind: str, args: list[Any], rng: np.random.Generator) -> Any:
 
 
 def expand(spec: SweepSpec) -> list[TrainConfig]:
-    """Every trial's config: the grid's product, each with `trials` seeded random draws."""
+    """Every trial's config: the grid's product, each with `trials` seeded random draws, each
+    of those with `seeds` seeds."""
     keys = sorted(spec.grid)
     points = [
         dict(zip(keys, combo, strict=True))
@@ -245,10 +253,14 @@ def expand(spec: SweepSpec) -> list[TrainConfig]:
                 cfg = spec.base.replace(**values)
             except ConfigError as exc:
                 raise SweepError(f"trial {len(configs) + 1}: {exc}") from None
-            bad = problems(cfg)
-            if bad:
-                raise SweepError(f"trial {len(configs) + 1} ({values}): {bad[0]}")
-            configs.append(cfg)
+            for seed in range(cfg.seed, cfg.seed + spec.seeds):
+                repeat = cfg.replace(seed=seed)
+                bad = problems(repeat)
+                if bad:
+                    raise SweepError(f"trial {len(configs) + 1} ({values}): {bad[0]}")
+                configs.append(repeat)
+    if len(configs) > MAX_RUNS:
+        raise SweepError(f"the sweep has {len(configs)} runs; at most {MAX_RUNS} are allowed")
     return configs
 
 
@@ -313,6 +325,9 @@ def add_spec_flags(parser: argparse.ArgumentParser) -> None:
         "--metric", help="rank by val_accuracy (default), test_accuracy or val_loss"
     )
     parser.add_argument("--seed", type=int, help="seed of the random draws (default 0)")
+    parser.add_argument(
+        "--seeds", type=int, help="train every trial with this many seeds (default 1)"
+    )
 
 
 def spec_from_flags(args: argparse.Namespace) -> SweepSpec:
@@ -337,7 +352,7 @@ def spec_from_flags(args: argparse.Namespace) -> SweepSpec:
         else:
             random[key] = {kind: [yaml.safe_load(v) for v in rest.split(":")]}
     raw.update(base=base, grid=grid, random=random)
-    for key in ("name", "trials", "metric", "seed"):
+    for key in ("name", "trials", "metric", "seed", "seeds"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     if not raw.get("grid") and not raw.get("random"):

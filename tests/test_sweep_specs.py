@@ -173,3 +173,33 @@ def test_flags_are_laid_over_a_spec_file(tmp_path):
 def test_malformed_flags_are_explained(argv, message):
     with pytest.raises(SweepError, match=message):
         spec_from_flags(_flags(*argv))
+
+
+def test_seeds_repeat_every_trial_with_its_own_seed(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("base: {seed: 5}\ngrid: {lr: [0.1, 1.0]}\nseeds: 3\n")
+    configs = expand(load_spec(path))
+    assert [(c.lr, c.seed) for c in configs] == [
+        (0.1, 5), (0.1, 6), (0.1, 7), (1.0, 5), (1.0, 6), (1.0, 7),
+    ]  # fmt: skip
+    assert [
+        c.seed for c in expand(spec_from_flags(_flags("--grid", "lr=0.1", "--seeds", "2")))
+    ] == [
+        0,
+        1,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("grid: {lr: [0.1]}\nseeds: 0\n", "seeds must be a whole number from 1 to 100, got 0"),
+        ("grid: {seed: [1, 2]}\nseeds: 2\n", "no grid or random seed"),
+        ("grid: {lr: [0.1]}\nseeds: x\n", "seeds must be a whole number"),
+    ],
+)
+def test_bad_seeds_are_refused(tmp_path, text, message):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(SweepError, match=message):
+        load_spec(path)
