@@ -117,3 +117,43 @@ def test_start_trains_a_tiny_run_in_the_background_and_draws_its_curves(app, tmp
     assert any(f"{run.test_accuracy:.2%}" in s.value for s in app.success)
     charts = app.get("plotly_chart")
     assert len(charts) >= 1  # the live curves of the finished run
+
+
+def test_repeats_queue_one_run_per_seed(app, tmp_path):
+    app.select_slider(key="cfg_train_size").set_value(1000).run()
+    app.number_input(key="cfg_epochs").set_value(1).run()
+    app.number_input(key="train_repeats").set_value(3).run()
+    next(b for b in app.button if b.label == "Start").click().run()
+    assert not app.exception
+    store = RunStore(tmp_path / "runs")
+    runs = sorted(store.runs(), key=lambda r: r.id)
+    assert [r.config.seed for r in runs] == [0, 1, 2]
+    assert all(r.config.replace(seed=0) == runs[0].config for r in runs)
+    assert [r.name.split()[-2:] for r in runs] == [["seed", "0"], ["seed", "1"], ["seed", "2"]]
+    assert app.session_state["train_watch"] == runs[0].id
+    deadline = time.monotonic() + 120
+    while any(store.get(r.id).active for r in runs):
+        assert time.monotonic() < deadline, "the background runs did not finish"
+        time.sleep(0.5)
+
+
+def test_vary_one_with_repeats_opens_compare_on_the_seeds_tab(app, tmp_path):
+    app.select_slider(key="cfg_train_size").set_value(1000).run()
+    app.number_input(key="cfg_epochs").set_value(1).run()
+    app.selectbox(key="vary_field").set_value("lr").run()
+    app.text_input(key="vary_values").set_value("0.1, 1").run()
+    app.number_input(key="vary_repeats").set_value(2).run()
+    next(b for b in app.button if b.label == "Queue and compare").click().run()
+    assert not app.exception
+    store = RunStore(tmp_path / "runs")
+    runs = sorted(store.runs(), key=lambda r: r.id)
+    assert [(r.config.lr, r.config.seed) for r in runs] == [(0.1, 0), (0.1, 1), (1.0, 0), (1.0, 1)]
+    assert runs[1].name.endswith("lr=0.1 seed 1")
+    assert app.query_params["compare_view"] == "Seeds and verdict"
+    assert app.query_params["runs"] == ",".join(str(r.id) for r in runs)
+    table = next(d.value for d in app.dataframe if "group" in d.value.columns)
+    assert sorted(table["group"]) == ["lr 0.1", "lr 1"]  # Compare opened on its seeds tab
+    deadline = time.monotonic() + 120
+    while any(store.get(r.id).active for r in runs):
+        assert time.monotonic() < deadline, "the background runs did not finish"
+        time.sleep(0.5)

@@ -32,6 +32,7 @@ KNOB_ERROR = "train_knob_error"  # a knob change the run refused, shown by the k
 LR_VALUES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 LR_VALUES += [10.0]
 DECAY_VALUES = [0.0, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
+MAX_REPEATS = 20  # seeds per setting from the page; the command line takes up to 100
 PACE_VALUES = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
 
 
@@ -61,16 +62,25 @@ def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunSt
         key="train_run_name",
         persist_state="session",
     )
+    repeats = repeats_input("train_repeats")
     if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found)):
         try:
-            run = store.create(cfg, name)
+            runs = [
+                store.create(c, f"{name} seed {c.seed}".strip() if repeats > 1 else name)
+                for c in with_seeds(cfg, repeats)
+            ]
             ensure_worker(store)
         except (StoreError, OSError) as exc:  # e.g. a read-only store: nothing was queued
             st.error(f"The run could not be started: {exc}", icon=":material/database:")
+        except ConfigError as exc:
+            st.error(f"{settings.LABELS.get(exc.field, exc.field)}: {exc.message}")
         else:
-            st.session_state[WATCH] = run.id
+            st.session_state[WATCH] = runs[0].id
             st.session_state[FLASH] = (
-                f"Run #{run.id} queued; it starts as soon as the trainer is free."
+                f"Run #{runs[0].id} queued; it starts as soon as the trainer is free."
+                if repeats == 1
+                else f"Runs #{runs[0].id} to #{runs[-1].id} queued, one per seed; Compare's "
+                "'Seeds and verdict' tab shows them as a group."
             )
             st.rerun()  # the whole page (and the sidebar) now shows the new run
     if not found:
@@ -85,6 +95,31 @@ def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunSt
             f"- **{settings.LABELS.get(p.field, p.field)}**: {p.message}" for p in found
         )
         st.error(f"Fix these settings to start:\n{listed}", icon=":material/error:")
+
+
+def repeats_input(key: str) -> int:
+    return int(
+        st.number_input(
+            "Repeats (seeds)",
+            min_value=1,
+            max_value=MAX_REPEATS,
+            value=1,
+            step=1,
+            key=key,
+            persist_state="session",
+            help="Train the same settings this many times, each with its own seed, to see "
+            "how much of a result is luck. Compare shows them as one group.",
+        )
+    )
+
+
+def with_seeds(cfg: TrainConfig, repeats: int) -> list[TrainConfig]:
+    """`cfg` once per seed: its own seed, then the next ones; ConfigError if one is invalid."""
+    configs = [cfg.replace(seed=cfg.seed + i) for i in range(repeats)]
+    for c in configs:
+        if bad := problems(c):
+            raise bad[0]
+    return configs
 
 
 def vary_one(cfg: TrainConfig | None, found: list[ConfigError], store: RunStore) -> None:
@@ -108,24 +143,27 @@ def vary_one(cfg: TrainConfig | None, found: list[ConfigError], store: RunStore)
             help="Two to five values, separated by "
             + ("semicolons (each value is a list of layer sizes)" if layer_list else "commas"),
         )
+        repeats = repeats_input("vary_repeats")
         if st.button("Queue and compare", disabled=cfg is None or bool(found)):
             try:
-                configs = settings.vary(cfg, field, text)
-                for c in configs:
-                    bad = problems(c)
-                    if bad:
-                        raise bad[0]
+                values = settings.vary(cfg, field, text)
+                configs = [r for c in values for r in with_seeds(c, repeats)]
             except ConfigError as exc:
                 st.error(f"{settings.LABELS.get(exc.field, exc.field)}: {exc.message}")
             else:
                 prefix = st.session_state.get("train_run_name") or f"vary-{field}"
+                seed = (lambda c: f" seed {c.seed}") if repeats > 1 else (lambda c: "")
                 runs = [
-                    store.create(c, f"{prefix} {field}={getattr(c, field)}", tags=[f"vary:{field}"])
+                    store.create(
+                        c, f"{prefix} {field}={getattr(c, field)}{seed(c)}", tags=[f"vary:{field}"]
+                    )
                     for c in configs
                 ]
                 ensure_worker(store)
+                view = {"compare_view": "Seeds and verdict"} if repeats > 1 else {}
                 st.switch_page(
-                    "views/compare.py", query_params={"runs": ",".join(str(r.id) for r in runs)}
+                    "views/compare.py",
+                    query_params={"runs": ",".join(str(r.id) for r in runs), **view},
                 )
 
 
