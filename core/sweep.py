@@ -10,16 +10,21 @@ its spec (core/sweep_spec.py).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import ctypes
 import json
+import math
 import multiprocessing as mp
 import os
+import queue
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from multiprocessing import connection as mp_connection
@@ -28,10 +33,11 @@ from typing import Any
 
 from .config import TrainConfig
 from .layers.conv import set_two_cores
-from .recorder import record_result, train_run
-from .runs import Run, RunStore
+from .model import Model
+from .recorder import BATCH_LOSS_POINTS, record_result, train_run
+from .runs import Run, RunStore, progress_fraction
 from .sweep_spec import METRICS, SweepError, SweepSpec, expand, trial_name, varied_keys
-from .train import fit
+from .train import BatchStats, Callback, EpochStats, fit
 
 
 def plan(store: RunStore, spec: SweepSpec, resume: bool = False) -> tuple[list[Run], int]:
@@ -206,10 +212,95 @@ def run_local(store: RunStore, runs: list[Run], workers: int, report: Report | N
             store.stop_queued(ids, "The sweep was stopped before this trial ran.")
 
 
-def train_remote(config_json: str) -> dict[str, Any]:
-    """On a Dask worker: train one config; returns its summary, epochs and checkpoint bytes."""
+CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler before the sweep gives up
+PROGRESS_INTERVAL = 1.0  # seconds between a remote trial's progress reports
+ATTEMPTS = 2  # a trial whose worker dies mid-trial is tried once more, then marked failed
+
+
+class SchedulerUnreachable(OSError):
+    """The Dask scheduler could not be reached; the sweep's trials are marked stopped."""
+
+
+def _progress(
+    config: TrainConfig, epoch: int, batch: int, batches: int, loss: float, elapsed: float
+) -> dict[str, Any]:
+    """A run's progress as the store keeps it for a local run (core/recorder.py)."""
+    progress: dict[str, Any] = {
+        "epoch": epoch,
+        "epochs": config.epochs,
+        "batch": batch,
+        "batches": batches,
+        "loss": loss,
+        "elapsed": elapsed,
+        "paused": False,
+    }
+    done = progress_fraction(progress)
+    progress["eta"] = elapsed * (1 - done) / done if done > 0 else None
+    return progress
+
+
+class _Reporter(Callback):
+    """On a Dask worker: sends a trial's progress and epochs to the sweep as they happen (only
+    the sweep's machine can write its store), and keeps the sampled batch losses."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+        self.send = send
+        self.batches: list[list[float]] = []
+        self.pending: list[list[float]] = []
+        self.step = 0
+        self.last_sent = 0.0
+
+    def on_train_begin(self, model: Model, config: TrainConfig, n_train: int) -> None:
+        self.config = config
+        self.per_epoch = math.ceil(n_train / config.batch_size)
+        self.every = max(1, math.ceil(config.epochs * self.per_epoch / BATCH_LOSS_POINTS))
+        self.send({"kind": "begin", "n_params": model.n_params})
+
+    def on_batch_end(self, stats: BatchStats) -> None:
+        self.step += 1
+        if self.step % self.every == 0:
+            epoch = stats.epoch - 1 + stats.batch / stats.batches
+            self.pending.append([self.step, epoch, stats.loss, stats.lr])
+        now = time.monotonic()
+        if now - self.last_sent >= PROGRESS_INTERVAL:
+            self.last_sent = now
+            progress = _progress(
+                self.config, stats.epoch, stats.batch, stats.batches, stats.loss, stats.elapsed
+            )
+            self.send({"kind": "progress", "progress": progress})
+
+    def on_epoch_end(self, stats: EpochStats, model: Model) -> None:
+        n = self.per_epoch
+        progress = _progress(self.config, stats.epoch, n, n, stats.train_loss, stats.elapsed)
+        metrics = stats.to_dict()
+        self.send(
+            {"kind": "epoch", "metrics": metrics, "batches": self.pending, "progress": progress}
+        )
+        self.batches += self.pending
+        self.pending = []
+
+
+def train_remote(
+    config_json: str, run_id: int | None = None, topic: str | None = None
+) -> dict[str, Any]:
+    """On a Dask worker: train one config; returns its summary, epochs and checkpoint bytes.
+
+    With a `topic`, its start, progress and epochs go to the sweep as scheduler events.
+    """
+    worker = None
+    if topic is not None:
+        from distributed import get_worker  # a Dask worker has it
+
+        worker = get_worker()
+
+    def send(message: dict[str, Any]) -> None:
+        if worker is not None:
+            worker.log_event(topic, {**message, "run_id": run_id, "worker": worker.address})
+
+    send({"kind": "start"})
     cfg = TrainConfig.from_dict(json.loads(config_json))
-    result = fit(cfg)
+    reporter = _Reporter(send)
+    result = fit(cfg, callbacks=[reporter])
     checkpoint = None
     if result.history:  # a diverged run's model holds its best epoch too
         with tempfile.TemporaryDirectory() as tmp:
@@ -218,53 +309,190 @@ def train_remote(config_json: str) -> dict[str, Any]:
     return {
         **result.summary(),
         "history": [h.to_dict() for h in result.history],
+        "batches": reporter.batches + reporter.pending,
         "checkpoint": checkpoint,
         "n_params": result.model.n_params,
     }
 
 
-def record_remote(store: RunStore, run: Run, outcome: dict[str, Any]) -> None:
-    """Write a Dask trial's outcome into the local store, as a local run would have."""
-    for metrics in outcome["history"]:
-        store.add_epoch(run.id, metrics, [])
+def record_remote(store: RunStore, run: Run, outcome: dict[str, Any], note: str = "") -> None:
+    """Write a Dask trial's outcome into the local store, as a local run would have.
+
+    The epochs sent while it trained are written again: the same values, so no harm.
+    """
+    for i, metrics in enumerate(outcome["history"]):
+        store.add_epoch(run.id, metrics, outcome.get("batches", []) if i == 0 else [])
     if outcome["checkpoint"] is not None:
         run.dir.mkdir(parents=True, exist_ok=True)
         tmp = run.checkpoint.with_suffix(".tmp")
         tmp.write_bytes(outcome["checkpoint"])
         tmp.replace(run.checkpoint)
+    if note:
+        outcome = {**outcome, "reason": f"{outcome['reason']} {note}".strip()}
     record_result(store, run.id, outcome)
 
 
-def run_dask(store: RunStore, runs: list[Run], address: str, report: Report | None = None) -> None:
-    """Send the trials to the Dask scheduler at `address`; results come back into the store."""
-    from distributed import Client, as_completed  # only a cluster sweep needs Dask
+async def _handshake(address: str) -> None:
+    from distributed.comm import connect
 
-    with _stop_on_signals(), Client(address, timeout="20s") as client:
-        futures = {}
-        for run in runs:
-            store.start(run.id, os.getpid())
-            future = client.submit(
-                train_remote,
-                run.config.to_json(),
-                pure=False,
-                key=f"{run.config.to_json()}-{run.id}",
+    comm = await connect(address, timeout=CONNECT_TIMEOUT)
+    await comm.close()
+
+
+def _connect(address: str) -> Any:
+    """A Dask client of the scheduler at `address`; SchedulerUnreachable when there is none."""
+    from distributed import Client  # only a cluster sweep needs Dask
+    from distributed.comm import parse_address, parse_host_port
+
+    hint = "Is `dask scheduler` running there, and is its port open to this machine?"
+    try:
+        scheme, location = parse_address(address)
+        if scheme == "tcp":  # a refused connection is known at once; Dask would retry it
+            with socket.create_connection(parse_host_port(location), CONNECT_TIMEOUT):
+                pass
+        # A handshake first: a Client that fails in its constructor hangs the exit for 20 s.
+        asyncio.run(_handshake(address))
+        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SchedulerUnreachable(
+            f"cannot reach the Dask scheduler at {address} ({reason}). {hint}"
+        ) from exc
+    except Exception as exc:  # something answered, but not in Dask's protocol
+        raise SchedulerUnreachable(
+            f"what answers at {address} is not a Dask scheduler ({type(exc).__name__}). {hint}"
+        ) from exc
+
+
+class _DaskSweep:
+    """The client's side of a Dask sweep: submits the trials, writes what their workers send
+    into the store as it arrives, and retries a trial once when its worker dies under it."""
+
+    def __init__(self, store: RunStore, runs: list[Run], client: Any, report: Report | None):
+        self.store, self.client, self.report = store, client, report
+        self.runs = {run.id: run for run in runs}
+        self.topic = f"mnist-sweep-{uuid.uuid4().hex}"
+        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.futures: dict[int, Any] = {}
+        self.keys: dict[str, int] = {}
+        self.where: dict[int, str] = {}  # the worker each trial last started on
+        self.deaths: dict[int, list[str]] = {}
+        self.closed: set[int] = set()
+
+    def run(self) -> None:
+        # Handlers run on the client's event loop thread; this thread alone writes the store.
+        self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(("trial", event[1])))
+        self.client.subscribe_topic("all", lambda event: self.inbox.put(("cluster", event[1])))
+        for run_id, run in self.runs.items():
+            self.store.start(run_id, os.getpid())
+            key = f"mnist-trial-{run_id}-{uuid.uuid4().hex[:8]}"
+            future = self.client.submit(
+                train_remote, run.config.to_json(), run_id, self.topic, key=key, pure=False
             )
-            futures[future] = run
+            self.futures[run_id], self.keys[key] = future, run_id
+            future.add_done_callback(lambda f, run_id=run_id: self.inbox.put(("done", run_id)))
         try:
-            for future in as_completed(futures):
-                run = futures[future]
+            while len(self.closed) < len(self.runs):
                 try:
-                    record_remote(store, run, future.result())
-                except Exception as exc:  # a worker crashed or the trial raised
-                    store.finish(run.id, "failed", f"{type(exc).__name__}: {exc}")
-                if report:
-                    report(store.get(run.id))
-        except KeyboardInterrupt:
-            client.cancel(list(futures))
-            for run in futures.values():
-                if store.get(run.id).active:
-                    store.finish(run.id, "stopped", "The sweep was stopped.")
+                    kind, item = self.inbox.get(timeout=1.0)  # wakes up for Ctrl-C and signals
+                except queue.Empty:
+                    continue
+                if kind == "trial":
+                    self._trial_event(item)
+                elif kind == "cluster":
+                    self._cluster_event(item)
+                else:
+                    self._done(item)
+        except BaseException:  # Ctrl-C, a signal, or an error: either way the sweep is over
+            self.client.cancel(list(self.futures.values()))
+            for run_id in self.runs:
+                if run_id not in self.closed and self.store.get(run_id).active:
+                    self.store.finish(run_id, "stopped", "The sweep was stopped.")
             raise
+        finally:
+            # Else the scheduler sends this client's own leaving to it, after it has gone.
+            for topic in (self.topic, "all"):
+                with suppress(Exception):  # a lost scheduler must not hide why the sweep ended
+                    self.client.unsubscribe_topic(topic)
+
+    def _trial_event(self, message: dict[str, Any]) -> None:
+        run_id = message.get("run_id")
+        if run_id not in self.runs or run_id in self.closed:
+            return  # a late word from an attempt that has been given up
+        kind = message.get("kind")
+        if kind == "start":
+            self.where[run_id] = message["worker"]
+        elif kind == "begin":
+            self.store.start(run_id, os.getpid(), message["n_params"])
+        elif kind == "progress":
+            self.store.set_progress(run_id, {**message["progress"], "worker": message["worker"]})
+        elif kind == "epoch":
+            self.store.add_epoch(run_id, message["metrics"], message["batches"])
+            self.store.set_progress(run_id, {**message["progress"], "worker": message["worker"]})
+
+    def _cluster_event(self, message: dict[str, Any]) -> None:
+        if not isinstance(message, dict) or message.get("action") != "remove-worker":
+            return
+        worker = message.get("worker")
+        for key in message.get("processing-tasks") or ():
+            run_id = self.keys.get(key)
+            # Only a trial that had started there lost work; the others were just waiting.
+            if run_id is None or run_id in self.closed or self.where.get(run_id) != worker:
+                continue
+            self.where.pop(run_id)
+            deaths = self.deaths.setdefault(run_id, [])
+            deaths.append(worker)
+            if len(deaths) >= ATTEMPTS:
+                self.futures[run_id].cancel()
+                self._close(
+                    run_id,
+                    "failed",
+                    f"Its worker died during each of {len(deaths)} tries ({', '.join(deaths)}), "
+                    "so it was not tried again. Was the worker killed, or out of memory?",
+                )
+
+    def _done(self, run_id: int) -> None:
+        if run_id in self.closed:
+            return
+        from distributed import KilledWorker
+
+        run, future = self.runs[run_id], self.futures[run_id]
+        try:
+            outcome = future.result()
+        except Exception as exc:  # the trial raised, or Dask gave up on it
+            if isinstance(exc, KilledWorker):  # the scheduler's own limit, if lower than ours
+                message = f"Its worker died while it trained and the scheduler gave up: {exc}"
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            self._close(run_id, "failed", message)
+            return
+        deaths = self.deaths.get(run_id)
+        note = f"It was tried again after its worker {deaths[0]} died." if deaths else ""
+        record_remote(self.store, run, outcome, note)
+        self._close(run_id)
+
+    def _close(self, run_id: int, status: str | None = None, message: str = "") -> None:
+        if status is not None:
+            self.store.finish(run_id, status, message)
+        self.closed.add(run_id)
+        if self.report:
+            self.report(self.store.get(run_id))
+
+
+def run_dask(store: RunStore, runs: list[Run], address: str, report: Report | None = None) -> None:
+    """Send the trials to the Dask scheduler at `address`; their epochs come into the store as
+    they train, their results and checkpoints when they finish.
+
+    A scheduler that cannot be reached raises SchedulerUnreachable, with the trials stopped.
+    """
+    try:
+        client = _connect(address)
+    except BaseException as exc:  # Ctrl-C too: nothing may be left queued with no sweep to run it
+        why = str(exc) if isinstance(exc, SchedulerUnreachable) else "it was stopped"
+        store.stop_queued([r.id for r in runs], f"The sweep could not start: {why}")
+        raise
+    with _stop_on_signals(), client:
+        _DaskSweep(store, runs, client, report).run()
 
 
 def summary(store: RunStore, spec: SweepSpec) -> list[dict[str, Any]]:
