@@ -190,7 +190,7 @@ def tile_grid(
     cx = (index % cols) * step_x + (w - 1) / 2
     cy = (index // cols) * step_y + (h - 1) / 2
 
-    fig = go.Figure(
+    traces: list[Any] = [
         go.Image(
             source=png_data_uri(colorize(grid, colorscale, zmin, zmax)),
             x0=0,
@@ -200,41 +200,46 @@ def tile_grid(
             hoverinfo="skip",
             name="image",
         )
-    )
+    ]
     if hover is not None or customdata is not None:
         custom = list(customdata) if customdata is not None else index.tolist()
         size = max(6.0, tile_px * w / step_x * 0.9)
-        fig.add_trace(click_targets(cx, cy, custom, hover, size, "tiles"))
+        traces.append(click_targets(cx, cy, custom, hover, size, "tiles"))
+    if colorbar_title is not None:
+        traces.append(colorbar_trace(colorscale, zmin, zmax, colorbar_title))
+    # The layout is built as plain dicts and handed over once: Plotly checks each property
+    # as it is set, and a figure built up call by call (add_annotation per caption) took
+    # ten times as long, too slow for the Train page's live view redrawn every second.
+    annotations = []
     if captions is not None:
         colors = caption_colors or [None] * n
         for i, text in enumerate(captions):
-            fig.add_annotation(
-                x=cx[i],
-                y=cy[i] + (h + 1) / 2 + gap / 2,
-                text=text,
-                showarrow=False,
-                font=dict(size=11 if tile_px < 80 else 13, color=colors[i]),
-                xanchor="center",
-                yanchor="middle",
+            annotations.append(
+                dict(
+                    x=cx[i],
+                    y=cy[i] + (h + 1) / 2 + gap / 2,
+                    text=text,
+                    showarrow=False,
+                    font=dict(size=11 if tile_px < 80 else 13, color=colors[i]),
+                    xanchor="center",
+                    yanchor="middle",
+                )
             )
+    shapes = []
     if highlight is not None and 0 <= highlight < n:
         x0, y0 = cx[highlight] - (w - 1) / 2 - 1, cy[highlight] - (h - 1) / 2 - 1
-        fig.add_shape(
-            type="rect",
-            x0=x0,
-            y0=y0,
-            x1=x0 + w + 1,
-            y1=y0 + h + gap + 1,
-            line=dict(color=ACCENT, width=3),
+        shapes.append(
+            dict(
+                type="rect",
+                x0=x0,
+                y0=y0,
+                x1=x0 + w + 1,
+                y1=y0 + h + gap + 1,
+                line=dict(color=ACCENT, width=3),
+            )
         )
-    if colorbar_title is not None:
-        fig.add_trace(colorbar_trace(colorscale, zmin, zmax, colorbar_title))
-
     width_units, height_units = cols * step_x - 1, rows * step_y - 1
-    fig.update_xaxes(
-        visible=False, range=[-0.5, width_units - 0.5], fixedrange=True, constrain="domain"
-    )
-    fig.update_yaxes(
+    yaxis = dict(
         range=[height_units - 0.5, -0.5],
         fixedrange=True,
         scaleanchor="x",
@@ -245,16 +250,28 @@ def tile_grid(
     )
     if row_labels is not None:
         centres = np.arange(rows) * step_y + (h - 1) / 2
-        fig.update_yaxes(tickvals=centres.tolist(), ticktext=list(row_labels), ticks="")
+        yaxis.update(tickvals=centres.tolist(), ticktext=list(row_labels), ticks="")
     top = 30 if title else 4
     height = rows * tile_px * step_y / step_x + top + 4
     if colorbar_title is not None:
         height = max(height, 130)  # room for a readable colour bar
-    fig.update_layout(
-        height=int(height),
-        margin=dict(l=40 if row_labels is not None else 0, r=0, t=top, b=4),
-        title=title,
-        hovermode="closest",
-        dragmode=False,
+    fig = go.Figure(
+        traces,
+        layout=dict(
+            xaxis=dict(
+                visible=False,
+                range=[-0.5, width_units - 0.5],
+                fixedrange=True,
+                constrain="domain",
+            ),
+            yaxis=yaxis,
+            annotations=annotations,
+            shapes=shapes,
+            height=int(height),
+            margin=dict(l=40 if row_labels is not None else 0, r=0, t=top, b=4),
+            title=title,
+            hovermode="closest",
+            dragmode=False,
+        ),
     )
     return fig
