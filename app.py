@@ -16,6 +16,7 @@ PAGES = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("views/weights.py", title="Weights", icon=":material/grid_on:"),
     st.Page("views/data.py", title="Data", icon=":material/dataset:"),
