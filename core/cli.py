@@ -286,6 +286,8 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"{_flag(exc.field)}: {exc.message}")
     progress = ProgressBar(sys.stderr if args.json else sys.stdout, show_bar=not args.quiet)
     interrupted = interrupt_flag()
+    if args.repeats > 1 and not args.name and parent is None:  # one name for all the seeds
+        args.name = f"{args.preset or 'default'}-{time.strftime('%m%d-%H%M%S')}"
     if args.repeats == 1:
         summary, code = _train_one(args, cfg, parent, out, dataset, progress, interrupted)
         if args.json:

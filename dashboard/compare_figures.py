@@ -230,6 +230,7 @@ def group_curves_figure(
                 x=xs + xs[::-1],
                 y=[max(by_epoch[x]) for x in xs] + [min(by_epoch[x]) for x in xs][::-1],
                 fill="toself",
+                mode="lines",
                 fillcolor=_translucent(color),
                 line=dict(width=0),
                 name=f"{name}: lowest to highest run",

@@ -19,6 +19,7 @@ from core.effects import CATEGORY, LOG, METRICS, PERCENT_METRICS, setting_kind
 # Okabe & Ito's colour-blind-safe palette: blue for runs and bars, vermillion for the top one.
 BLUE, VERMILLION, GREY = "#0072B2", "#D55E00", "#767676"
 TICK_PX, TITLE_PX = 14, 16  # large enough to read on a laptop at arm's length
+MAX_TICKS = 8  # a log axis with at most this many distinct values labels each of them
 RUN_COLUMNS = ("run_id", "name")
 
 
@@ -110,7 +111,16 @@ def effects_figure(
             fig.add_trace(trace, row=row + 1, col=col + 1)
             axis_type = "log" if kinds[key] == LOG else "linear"
             fig.update_xaxes(type=axis_type, row=row + 1, col=col + 1)
-            if axis_type == "log":
+            distinct = sorted({float(v) for v in values})
+            if axis_type == "log" and len(distinct) <= MAX_TICKS:
+                # A grid's few values, each labelled: decades alone would leave 0.3 unnamed.
+                fig.update_xaxes(
+                    tickvals=distinct,
+                    ticktext=[f"{v:g}" for v in distinct],
+                    row=row + 1,
+                    col=col + 1,
+                )
+            elif axis_type == "log":
                 fig.update_xaxes(dtick=1, exponentformat="power", row=row + 1, col=col + 1)
     fig.update_xaxes(tickfont=dict(size=TICK_PX), automargin=True)
     fig.update_yaxes(tickfont=dict(size=TICK_PX), tickformat=tick_format, automargin=True)

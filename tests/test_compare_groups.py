@@ -99,3 +99,15 @@ def test_the_what_matters_tab_ranks_the_settings(monkeypatch, store, seeds):  # 
     assert any("1 run without a test accuracy is left out" in c.value for c in at.caption)
     assert any("eta" in c.value.lower() or "share" in c.value.lower() for c in at.caption)
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_a_log_axis_with_few_values_labels_each(seeds):
+    from core.effects import parameter_effects
+    from dashboard.effects_figures import effects_figure
+
+    good, bad = seeds
+    fx = parameter_effects(good + bad)
+    fig = effects_figure(fx.table, fx.metric, kinds=fx.kinds)
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.layout.xaxis.tickvals) == [0.1, 1.0]
+    assert list(fig.layout.xaxis.ticktext) == ["0.1", "1"]
