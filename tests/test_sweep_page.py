@@ -101,7 +101,7 @@ def test_a_tiny_grid_runs_in_the_background_and_is_ranked(page, store, started):
 
 
 def test_stop_ends_the_trials_as_stopped_and_resume_finishes_them(page, store, started):
-    fill(page, "long", "0.05, 0.1, 0.2", epochs=60, train_size=20_000, seeds=1)
+    fill(page, "long", "0.05, 0.1, 0.2", epochs=30, train_size=20_000, seeds=1)
     page.number_input(key="sweep_workers").set_value(1).run()
     press(page, "Start")
     wait_for(store, "long", lambda rs: any(r.status == "running" for r in rs))
@@ -135,6 +135,14 @@ def test_an_import_fills_the_form_and_a_bad_one_is_explained(page):
     page.file_uploader(key="sweep_upload").set_value(("bad.yaml", bad, "application/yaml")).run()
     assert "bad.yaml was not imported: bad.yaml: grid.lr must be a non-empty list" in texts(page)
     assert page.text_input(key="sweep_name").value == "imported"  # nothing lost
+    odd = b"name: odd\ngrid: {aug_elastic: [0.0, 34.0]}\nrandom: {lr: {log_uniform: [0.01, 1]}}\n"
+    page.file_uploader(key="sweep_upload").set_value(("odd.yaml", odd, "application/yaml")).run()
+    assert not page.exception and page.multiselect(key="sweep_fields").value == [
+        "aug_elastic",
+        "lr",
+    ]
+    assert page.selectbox(key="sweep_how_lr").value == "log_uniform"
+    assert "2 runs, about" in texts(page)  # no trials: in the spec: one draw, as the CLI does
 
 
 def test_a_bad_scheduler_address_is_refused_before_anything_starts(page, store, started):

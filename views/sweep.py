@@ -140,9 +140,11 @@ def form_inputs() -> sb.Form:
         st.caption(
             f"Also from the imported spec: {', '.join(f'{k}={v}' for k, v in extra.items())}"
         )
+    # An imported spec may vary a setting the page does not offer: offer it too.
+    chosen = st.session_state.get(FIELDS) or []
     fields = st.multiselect(
         "Settings to vary",
-        sb.VARY_FIELDS,
+        sb.VARY_FIELDS + [f for f in chosen if f not in sb.VARY_FIELDS],
         key=FIELDS,
         format_func=sb.label,
         persist_state=KEEP,
@@ -332,7 +334,18 @@ def watch_section(store) -> None:
         except SweepError:  # started elsewhere: rank by the default metric
             spec = parse_spec({"name": name})
         st.markdown(f"**Leaderboard**, best {sb.METRIC_NAMES[spec.metric].split(' (')[0]} first")
-        st.dataframe(sb.leaderboard(summary(store, spec), spec.metric), hide_index=True)
+        metric = st.column_config.NumberColumn(
+            sb.METRIC_NAMES[spec.metric].split(" (")[0],
+            format="%.4f" if spec.metric == "val_loss" else "percent",
+        )
+        st.dataframe(
+            sb.leaderboard(summary(store, spec), spec.metric),
+            hide_index=True,
+            column_config={
+                spec.metric: metric,
+                "seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+            },
+        )
 
 
 st.title("Sweep: try many settings")
