@@ -22,9 +22,10 @@ from core.recorder import train_run
 from core.runs import RunStore
 from tests.browser import after, exception_boxes, start_app, stop_app, wait_for_app
 
-PAGES = ["Home", "Draw", "Train", "Evaluate", "Weights", "Data", "Compare"]
+PAGES = ["Home", "Draw", "Train", "Sweep", "Evaluate", "Weights", "Data", "Compare"]
 TITLES = {
     "Home": "See a neural network learn", "Draw": "Draw a digit", "Train": "Train a network",
+    "Sweep": "Sweep: try many settings",
     "Evaluate": "Evaluate", "Weights": "Weights", "Data": "Data", "Compare": "Compare runs",
 }  # fmt: skip
 TABBED = ("Evaluate", "Weights", "Data", "Compare")
@@ -95,6 +96,10 @@ def set_epochs(page, value: int) -> None:
     after(page, lambda: box.press("Enter"))
 
 
+def sweep_name(page):
+    return page.locator(".st-key-sweep_name input")
+
+
 def url_params(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
@@ -135,6 +140,12 @@ def test_a_random_walk_over_every_page_shows_no_exception(journey_server, browse
         elif title == "Train":
             remembered["Train"] = rng.randrange(2, 60)
             set_epochs(page, remembered["Train"])
+        elif title == "Sweep":
+            if "Sweep" in remembered:  # the name typed on the last visit is still there
+                assert sweep_name(page).input_value() == remembered["Sweep"], where
+            remembered["Sweep"] = f"walk-{rng.randrange(1000)}"
+            sweep_name(page).fill(remembered["Sweep"])
+            after(page, lambda: sweep_name(page).press("Enter"))
         elif title == "Draw":
             canvas = page.locator("canvas.upper-canvas")
             box = canvas.bounding_box()
