@@ -6,7 +6,7 @@ import pytest
 
 from tests.browser import exception_boxes, wait_for_app
 
-PAGES = ["Draw", "Train", "Evaluate", "Weights", "Data", "Compare", "Home"]
+PAGES = ["Draw", "Train", "Sweep", "Evaluate", "Weights", "Data", "Compare", "Home"]
 
 
 @pytest.mark.browser
