@@ -681,6 +681,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from . import novelty  # only `predict` needs the detector
+
     model, meta = load_model(args.model)
     names = meta.get("class_names") or [str(i) for i in range(model.n_classes)]
     answers, failed = [], False
@@ -700,12 +702,23 @@ def _predict(args: argparse.Namespace) -> int:
                     probability=float(probs[best]),
                     probabilities=[round(float(p), 6) for p in probs],
                 )
+                # The softmax names a digit for anything, a letter too: ask the training
+                # digits whether this looks like one before naming it.
+                seen = novelty.check(prepared.image)
+                answer["looks_like_digit"] = seen.looks_like_digit
+                if not seen.looks_like_digit:
+                    answer.update(digit=None, closest=names[best], reason=seen.reason)
             else:
                 answer["reason"] = prepared.reason
         answers.append(answer)
         if not args.json:
             if "error" in answer:
                 print(f"{PROG} predict: error: {answer['error']}", file=sys.stderr)
+            elif answer.get("looks_like_digit") is False:
+                print(
+                    f"{path}: doesn't look like a digit "
+                    f"(closest: {answer['closest']}, {answer['probability']:.0%})"
+                )
             elif answer["digit"] is None:
                 print(f"{path}: {answer['reason']}")
             else:
