@@ -19,6 +19,7 @@ from core.preprocess import ImageError, Prepared, load_image, prepare
 
 from .images import DIVERGING, image_layout, tile
 
+NOT_A_DIGIT = "Not a digit?"  # the answer's heading for a drawing unlike any digit
 NOT_SURE = 0.6  # below this top probability the page says "not sure" instead of naming it
 CANVAS = 320  # the drawing box's side in pixels: big enough for a finger on a tablet
 # A digit drawn 165 to 220 pixels tall is scaled to 20, which turns this pen into strokes
@@ -65,6 +66,15 @@ def verdict(probs: np.ndarray, names: Sequence[str], threshold: float = NOT_SURE
         "Try drawing it more clearly."
     )
     return Verdict(best, names[best], p, False, detail)
+
+
+def not_a_digit_message(reason: str, answer: Verdict, photo: bool = False) -> str:
+    """What to say when the picture is unlike any digit: why, and what its guess is worth."""
+    again = "Try a photo of one digit." if photo else "Draw one of 0 to 9."
+    return (
+        f"**{reason}** {again} Its closest guess would be {answer.label} "
+        f"({answer.confidence:.0%}), but the network names a digit for anything it is shown."
+    )
 
 
 def no_digit_message(reason: str, photo: bool = False) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from core import novelty
 from core.losses import softmax
 from core.model import ModelFileError
 from core.preprocess import Prepared, prepare
@@ -174,9 +175,18 @@ def recognise() -> None:
         probs = softmax(acts[-1])[0]
         seconds = time.perf_counter() - started
         answer = draw.verdict(probs, names)
-        st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
-        st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
+        # The network names a digit, confidently, for anything: a letter, a face. Say so
+        # when the drawing is unlike the digits it learned from, and show its guesses as such.
+        seen = novelty.check(prepared.image)
+        if seen.looks_like_digit:
+            st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
+            st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
+        else:
+            st.header(draw.NOT_A_DIGIT, anchor=False)
+            st.markdown(draw.not_a_digit_message(seen.reason, answer, photo=source == "photo"))
         st.caption(f"Answered in {seconds * 1000:.0f} ms on the server by {choice.label}.")
+        if not seen.looks_like_digit:
+            st.markdown("**Its closest guesses**")
         with st.container(horizontal=True):
             st.plotly_chart(
                 images.probability_bars(probs, names, highlight=answer.index, height=240),
