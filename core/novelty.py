@@ -39,7 +39,10 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a picture looks like a digit; `score` over `threshold` means it does not."""
+    """Whether a picture looks like a digit; `score` over `threshold` means it does not.
+
+    `score` is the worst test's score as a multiple of that test's threshold (so `threshold` is 1).
+    """
 
     looks_like_digit: bool
     score: float
