@@ -340,6 +340,24 @@ async def _handshake(address: str) -> None:
     await comm.close()
 
 
+def _run_apart(coroutine: Any) -> None:
+    """Run `coroutine` to its end on a thread of its own: asyncio.run refuses to start in a
+    thread that already runs an event loop (a notebook's, or Playwright's in the tests)."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # handed to the caller's thread below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="dask-handshake", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
 def _connect(address: str) -> Any:
     """A Dask client of the scheduler at `address`; SchedulerUnreachable when there is none."""
     from distributed import Client  # only a cluster sweep needs Dask
@@ -352,7 +370,7 @@ def _connect(address: str) -> Any:
             with socket.create_connection(parse_host_port(location), CONNECT_TIMEOUT):
                 pass
         # A handshake first: a Client that fails in its constructor hangs the exit for 20 s.
-        asyncio.run(_handshake(address))
+        _run_apart(_handshake(address))
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

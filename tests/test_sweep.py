@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -193,6 +194,25 @@ def test_a_dask_trial_that_raises_is_recorded_failed_and_the_others_go_on(tmp_pa
     assert finished.status == "finished" and finished.checkpoint.exists()
     assert len(store.epochs(finished.id)) == 1 and finished.test_accuracy is not None
     assert sorted(r.id for r in reported) == sorted(r.id for r in runs)  # each reported once
+
+
+def test_a_dask_sweep_starts_in_a_thread_that_runs_an_event_loop(tmp_path):
+    """As under Playwright's sync API (the browser tests) or in a notebook: asyncio.run
+    refuses to start there, and the sweep's handshake with the scheduler once used it."""
+    from distributed import LocalCluster
+
+    store = RunStore(tmp_path / "runs")
+    runs, _ = plan(store, parse_spec({"name": "looped", "base": TINY, "grid": {"lr": [0.5]}}))
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+
+    async def inside_a_running_loop() -> None:
+        run_dask(store, runs, cluster.scheduler_address)  # blocking, as a sync caller does
+
+    with cluster:
+        asyncio.run(inside_a_running_loop())
+    assert store.get(runs[0].id).status == "finished"
 
 
 def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
