@@ -310,3 +310,21 @@ def test_the_sidebar_says_a_paused_run_holds_its_slot(store):
     captions = sidebar(at)[0]
     assert f":material/pause: #{held.id} held: paused at epoch 2/3, holding a slot" in captions
     assert f":material/hourglass_top: Training #{going.id} going: epoch 1/3" in captions
+
+
+def test_the_background_trainer_yields_the_cpu_to_the_dashboard(store):
+    from core.cli import WORKER_NICENESS
+
+    (run_id,) = queue(store, 1, SMALL.replace(epochs=50))
+    assert ensure_worker(store) == 1
+    deadline = time.monotonic() + 60
+    while store.get(run_id).status != "running":
+        assert time.monotonic() < deadline, "the worker did not start the run"
+        time.sleep(0.1)
+    trainer = store.get(run_id).pid
+    try:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, trainer) == min(mine + WORKER_NICENESS, 19)
+    finally:
+        store.request_stop(run_id)
+        watch(store, [run_id])
