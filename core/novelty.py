@@ -50,6 +50,10 @@ class Verdict:
     reason: str
 
 
+# What a picture that is not checked (a model of something other than MNIST's digits) gets.
+LOOKS_LIKE_A_DIGIT = Verdict(True, 0.0, 1.0, "")
+
+
 def stroke_features(images: np.ndarray) -> np.ndarray:
     """(N, 128) square-rooted histograms of gradient direction, weighted by strength, per region."""
     x = np.asarray(images, np.float32).reshape(-1, 28, 28)

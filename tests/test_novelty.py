@@ -8,6 +8,7 @@ measured ones rounded down (see each test), not a selection of the shapes that w
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from streamlit.testing.v1 import AppTest
 
 from core import novelty
 from core.preprocess import prepare
@@ -225,3 +227,26 @@ def test_the_draw_page_says_a_smiley_is_not_a_digit(runs):
     assert any("That doesn't look like a digit" in t for t in texts)
     assert "**Its closest guesses**" in texts
     assert at.get("plotly_chart")  # the probabilities are still shown
+
+
+def test_a_model_of_other_pictures_is_not_second_guessed(runs, monkeypatch):
+    """The check knows MNIST's digits only: a Fashion-MNIST model's answer stands."""
+    from core.config import TrainConfig
+    from core.recorder import train_run
+    from core.runs import RunStore
+    from tests.test_data import FASHION
+
+    monkeypatch.setenv("MNIST_DATA_DIRS", str(FASHION))
+    store = RunStore(runs)
+    cfg = TrainConfig(data_dir=str(FASHION), train_size=500, val_size=500, epochs=1)
+    run = store.create(cfg, "fashion", status="running", pid=os.getpid())
+    train_run(store, run)
+    face = Image.fromarray(255 - smiley(np.random.default_rng(1)))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["model"] = f"run-{run.id}"
+    at.run()
+    at.switch_page("views/draw.py").run()
+    at = upload(at, "smiley.png", png(face), "image/png")
+    assert not at.exception
+    assert [h.value for h in at.header] == []  # no "Not a digit?"
+    assert len(at.title) == 2  # the page's title, and the model's answer in large type
