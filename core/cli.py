@@ -708,7 +708,8 @@ def _predict(args: argparse.Namespace) -> int:
                 )
                 # The softmax names a digit for anything, a letter too: ask the training
                 # digits whether this looks like one before naming it.
-                seen = novelty.check(prepared.image)
+                fits = novelty.applies_to(names)  # a Fashion-MNIST model is not second-guessed
+                seen = novelty.check(prepared.image) if fits else novelty.LOOKS_LIKE_A_DIGIT
                 answer["looks_like_digit"] = seen.looks_like_digit
                 if not seen.looks_like_digit:
                     answer.update(digit=None, closest=names[best], reason=seen.reason)

@@ -16,6 +16,7 @@ data/models/novelty.npz; `python scripts/fit_novelty.py` regenerates them from d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +53,11 @@ class Verdict:
 
 # What a picture that is not checked (a model of something other than MNIST's digits) gets.
 LOOKS_LIKE_A_DIGIT = Verdict(True, 0.0, 1.0, "")
+
+
+def applies_to(class_names: Sequence[str]) -> bool:
+    """Whether the check fits a model with these classes: it knows MNIST's ten digits only."""
+    return list(class_names) == [str(d) for d in range(10)]
 
 
 def stroke_features(images: np.ndarray) -> np.ndarray:

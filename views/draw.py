@@ -178,8 +178,8 @@ def recognise() -> None:
         # The network names a digit, confidently, for anything: a letter, a face. Say so
         # when the drawing is unlike the digits it learned from, and show its guesses as such.
         # The check knows MNIST's digits only: a model of other pictures is not second-guessed.
-        digits = list(names) == [str(d) for d in range(10)]
-        seen = novelty.check(prepared.image) if digits else novelty.LOOKS_LIKE_A_DIGIT
+        fits = novelty.applies_to(names)
+        seen = novelty.check(prepared.image) if fits else novelty.LOOKS_LIKE_A_DIGIT
         if seen.looks_like_digit:
             st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
             st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
