@@ -290,6 +290,16 @@ def model_data(meta: dict[str, Any]) -> tuple[Dataset, str, list[str]]:
 # Tabs
 
 
+def refresh_label(key: str, label: str) -> None:
+    """Before a keyed selectbox: when its chosen option's label has changed (a run's status,
+    a new name), choose it again, so that the browser shows the new label; Streamlit's
+    selectbox otherwise goes on showing the label it was last sent a value with."""
+    shown = f"_{key}_label"
+    if st.session_state.get(shown) != label:
+        st.session_state[key] = st.session_state[key]
+        st.session_state[shown] = label
+
+
 def lazy_tabs(tabs: dict[str, Callable[[], None]], key: str) -> None:
     """Tabs (label: what draws it) kept in the URL under `key`; only the open one is drawn,
     so a tab's computations (and a WebGL chart) are paid for when it is opened."""

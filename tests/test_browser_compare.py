@@ -8,6 +8,7 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from core.runs import Run, RunStore
 from tests.browser import exception_boxes, wait_for_app
@@ -98,6 +99,9 @@ def test_ticking_a_row_selects_it_and_a_rename_reaches_the_sidebar(app_server, p
     page.get_by_role("button", name="Save name and tags").click()
     wait_for_app(page)
     page.get_by_text(f"Saved run #{newest.id}").wait_for()
+    # The run picker beside the form shows the new name too, not the one it was first shown.
+    picker = page.locator(".st-key-compare_edit").get_by_role("combobox")
+    expect(picker).to_have_value(f"#{newest.id} renamed in the browser")
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").click()
     options = page.get_by_role("option").all_inner_texts()
     assert any(o.startswith(f"#{newest.id} renamed in the browser") for o in options), options

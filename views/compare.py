@@ -136,6 +136,7 @@ def groups_tab(store: RunStore, shown: list[Run]) -> None:
         key = f"compare_group_{default}"
         if st.session_state.get(key) not in firsts:
             st.session_state[key] = list(firsts)[default]
+        state.refresh_label(key, firsts[st.session_state[key]][1])  # filters rename groups
         picks.append(
             column.selectbox(label, list(firsts), key=key, format_func=lambda i: firsts[i][1])
         )
@@ -186,6 +187,8 @@ def manage(store: RunStore, chosen: list[Run]) -> None:
     ids, by_id = [r.id for r in chosen], {r.id: r for r in chosen}
     if session.get("compare_edit") not in ids:
         session["compare_edit"] = ids[0]
+    chosen_run = by_id[session["compare_edit"]]
+    state.refresh_label("compare_edit", f"#{chosen_run.id} {chosen_run.name}")  # after a rename
     run = by_id[
         st.selectbox(
             "Run",

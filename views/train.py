@@ -25,7 +25,6 @@ from core.worker import ensure_worker
 from dashboard import curves, grids, live_figures, settings, state
 
 WATCH = "train_watch"  # the id of the run the live panel shows
-SHOWN = "train_watch_shown"  # the watched run's label as the selector last showed it
 FLASH = "train_flash"  # a message for the next run of the page (after Start's rerun)
 NEXT_WATCH = "train_watch_next"  # the run to watch from the next run of the page on
 KNOB_ERROR = "train_knob_error"  # a knob change the run refused, shown by the knobs
@@ -65,8 +64,10 @@ def start_button(cfg: TrainConfig | None, found: list[ConfigError], store: RunSt
     repeats = repeats_input("train_repeats")
     if st.button("Start", type="primary", icon=":material/play_arrow:", disabled=bool(found)):
         try:
+            if repeats > 1:  # the seeds share one name, so the group reads as one in lists
+                name = (name or "").strip() or f"{cfg.arch}-{time.strftime('%m%d-%H%M%S')}"
             runs = [
-                store.create(c, f"{name} seed {c.seed}".strip() if repeats > 1 else name)
+                store.create(c, f"{name} seed {c.seed}" if repeats > 1 else name)
                 for c in with_seeds(cfg, repeats)
             ]
             ensure_worker(store)
@@ -431,11 +432,9 @@ def watch(store: RunStore, live: bool) -> None:
     if chosen not in by_id:
         active = [r.id for r in runs if r.active]
         chosen = active[-1] if active else runs[0].id
-    if chosen != st.session_state.get(WATCH) or st.session_state.get(SHOWN) != label(chosen):
-        # The browser's selector goes on showing the label it was last sent with a value,
-        # not the option's new one: a run whose status changed is chosen again to show it.
+    if chosen != st.session_state.get(WATCH):
         st.session_state[WATCH] = chosen
-        st.session_state[SHOWN] = label(chosen)
+    state.refresh_label(WATCH, label(chosen))  # a run whose status changed shows its new one
     run_id = st.selectbox("Run", list(by_id), key=WATCH, persist_state="session", format_func=label)
     run = by_id[run_id]
     events = store.events(run_id)
