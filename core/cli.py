@@ -298,10 +298,11 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for seed in range(cfg.seed, cfg.seed + args.repeats):
         if not args.json:
             print(f"seed {seed}:")
-        one, code = _train_one(
+        one, status = _train_one(
             args, cfg.replace(seed=seed), parent, out, dataset, progress, interrupted, seed
         )
         summaries.append(one)
+        code = max(code, status)  # one seed that failed fails the command
         if interrupted():
             break
     group = Group([RunStore().get(s["run_id"]) for s in summaries])

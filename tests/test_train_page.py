@@ -130,6 +130,8 @@ def test_repeats_queue_one_run_per_seed(app, tmp_path):
     assert [r.config.seed for r in runs] == [0, 1, 2]
     assert all(r.config.replace(seed=0) == runs[0].config for r in runs)
     assert [r.name.split()[-2:] for r in runs] == [["seed", "0"], ["seed", "1"], ["seed", "2"]]
+    (shared,) = {r.name.rsplit(" seed ", 1)[0] for r in runs}  # one name for the group
+    assert shared.startswith("mlp-")
     assert app.session_state["train_watch"] == runs[0].id
     deadline = time.monotonic() + 120
     while any(store.get(r.id).active for r in runs):
