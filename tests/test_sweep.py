@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -210,8 +211,19 @@ def test_a_dask_sweep_starts_in_a_thread_that_runs_an_event_loop(tmp_path):
     async def inside_a_running_loop() -> None:
         run_dask(store, runs, cluster.scheduler_address)  # blocking, as a sync caller does
 
+    failed: list[BaseException] = []
+
+    def thread_with_a_loop() -> None:  # a thread of its own: this one may run Playwright's
+        try:
+            asyncio.run(inside_a_running_loop())
+        except BaseException as exc:
+            failed.append(exc)
+
     with cluster:
-        asyncio.run(inside_a_running_loop())
+        thread = threading.Thread(target=thread_with_a_loop)
+        thread.start()
+        thread.join()
+    assert not failed, failed
     assert store.get(runs[0].id).status == "finished"
 
 
