@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.presets import PRESETS
 from core.sweep import summary
-from core.sweep_spec import SweepError, load_spec, parse_spec
+from core.sweep_spec import MAX_SEEDS, MAX_TRIALS, SweepError, load_spec, parse_spec
 from dashboard import state
 from dashboard import sweep_builder as sb
 from dashboard import sweep_process as sp
@@ -158,7 +158,7 @@ def form_inputs() -> sb.Form:
     trials = left.number_input(
         "Random trials",
         min_value=1,
-        max_value=1000,
+        max_value=MAX_TRIALS,
         key="sweep_trials",
         persist_state=KEEP,
         disabled=not any(a.how != "grid" for a in axes),
@@ -168,7 +168,7 @@ def form_inputs() -> sb.Form:
     seeds = middle.number_input(
         "Seeds per trial",
         min_value=1,
-        max_value=100,
+        max_value=MAX_SEEDS,
         key="sweep_seeds",
         persist_state=KEEP,
         help="Train each setting this many times with different seeds, to see how much of a "
