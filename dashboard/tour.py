@@ -12,7 +12,6 @@ import threading
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from core.data import Dataset, to_float
 from core.model import Model
@@ -103,6 +102,9 @@ def mnist() -> Dataset:
 def canvas(key: str, size: int = 280) -> np.ndarray | None:
     """A black box to draw a digit in, and a Clear button. Returns the drawing as the
     network sees it (28x28, 0 to 1), also kept for the other steps; None before any ink."""
+    # Imported here: the component registers itself on import, which needs a running app.
+    from streamlit_drawable_canvas import st_canvas
+
     version = st.session_state.get(f"{key}_version", 0)
     name = f"{key}_{version}"
     initial = None

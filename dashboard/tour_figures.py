@@ -38,7 +38,7 @@ def pixel_grid(image: np.ndarray, height: int = 620) -> go.Figure:
             showscale=False,
             text=text,
             texttemplate="%{text}",
-            textfont=dict(size=9, color="#e66100"),
+            textfont=dict(size=9),  # Plotly picks black or white against each square
             hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
         )
     )
@@ -333,6 +333,10 @@ def slide(image: np.ndarray, kernel: np.ndarray, fmap: np.ndarray, row: int, col
     )
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    # The map's squares not yet reached are blank, and Plotly would crop them away.
+    side = fmap.shape[0]
+    fig.update_xaxes(range=[-0.5, fmap.shape[1] - 0.5], row=1, col=3)
+    fig.update_yaxes(range=[side - 0.5, -0.5], autorange=False, row=1, col=3)
     for c in (1, 2, 3):
         fig.update_yaxes(scaleanchor="x" if c == 1 else f"x{c}", row=1, col=c)
     fig.update_annotations(font_size=FONT)

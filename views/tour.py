@@ -114,21 +114,19 @@ def live() -> None:
     )
     digits, labels = tour.watched(data)
     shown = st.session_state.get("tour_live")
-    if st.button(
-        "Start learning" if shown is None else "Learn again from scratch",
-        icon=":material/play_arrow:",
-        type="primary",
-        key="tour_learn",
-    ):
-        shown = run_lesson(digits, labels)
+    label = "Start learning" if shown is None else "Learn again from scratch"
+    start = st.button(label, icon=":material/play_arrow:", type="primary", key="tour_learn")
+    if start and run_lesson(digits, labels):
+        return
     if shown is None:
         st.caption("It trains here, on this computer, in about five to ten seconds.")
         return
     draw_lesson(st.container(), shown, digits, labels)
 
 
-def run_lesson(digits: np.ndarray, labels: np.ndarray) -> dict:
-    """Train live, redrawing as it goes; returns the last frame's numbers."""
+def run_lesson(digits: np.ndarray, labels: np.ndarray) -> bool:
+    """Train live, redrawing as it goes; False when another screen's lesson kept it waiting
+    too long."""
     board = st.empty()
     if not page.LESSON.acquire(timeout=0.1):
         board.info(
@@ -136,11 +134,14 @@ def run_lesson(digits: np.ndarray, labels: np.ndarray) -> dict:
             icon=":material/hourglass_top:",
         )
         if not page.LESSON.acquire(timeout=page.LESSON_WAIT):
-            board.warning("Another screen is still learning. Try again in a moment.")
-            return st.session_state.get("tour_live")
+            board.warning(
+                "Another screen is still learning. Try again in a moment.",
+                icon=":material/hourglass_top:",
+            )
+            return False
     try:
         frame: dict = {"seconds": [], "accuracy": []}
-        with closing(tour.learn(data)) as shots:
+        with closing(tour.learn(data, tour.LIVE)) as shots:
             for shot in shots:
                 frame["seconds"].append(shot.seconds)
                 frame["accuracy"].append(shot.val_accuracy)
@@ -148,7 +149,7 @@ def run_lesson(digits: np.ndarray, labels: np.ndarray) -> dict:
                 st.session_state["tour_live"] = frame
                 draw_lesson(board.container(), frame, digits, labels)
                 time.sleep(0.02)  # lets the browser take each frame in
-        return frame
+        return True
     finally:
         page.LESSON.release()
 
