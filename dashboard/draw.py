@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from core import novelty
 from core.model import Model
 from core.preprocess import ImageError, Prepared, load_image, prepare
 
-from .images import DIVERGING, image_layout, tile
+from .images import ACCENT, DIVERGING, NEUTRAL, image_layout, tile, value_noun
 
 NOT_A_DIGIT = "Not a digit?"  # the answer's heading for a drawing unlike any digit
 NOT_SURE = 0.6  # below this top probability the page says "not sure" instead of naming it
@@ -29,7 +30,6 @@ PEN = 26
 # smaller is a tap or a slip, and gets "draw a digit", not a guess.
 CANVAS_MIN_EXTENT = 0.2
 TOP_NEURONS = 8
-ACCENT, NEUTRAL = "#ff4b4b", "#8c9bb5"  # as in dashboard.images.probability_bars
 PARAMETRIC = ("dense", "conv2d")
 # The decoder's own words in an ImageError, " (UnidentifiedImageError: …)", up to the advice.
 _DECODER_DETAIL = re.compile(r" \(\w+(?:Error|Warning|Exception): .*\)(?=; )")
@@ -66,6 +66,57 @@ def verdict(probs: np.ndarray, names: Sequence[str], threshold: float = NOT_SURE
         "Try drawing it more clearly."
     )
     return Verdict(best, names[best], p, False, detail)
+
+
+@dataclass(frozen=True)
+class Said:
+    """One model's reading in a few words: the value to show large, and what it means."""
+
+    value: str
+    detail: str
+
+
+def other_answer(answer: Verdict, seen: novelty.Verdict) -> Said:
+    """What another model says about the picture: its answer, or for a picture unlike any
+    digit, that it is not one, with its closest guess given as only that."""
+    if seen.looks_like_digit:
+        return Said(answer.label if answer.sure else f"{answer.label}?", answer.detail)
+    return Said(
+        NOT_A_DIGIT, f"Closest guess {answer.label} ({answer.confidence:.0%}), not an answer"
+    )
+
+
+def closest_guess_note(answer: Verdict) -> str:
+    """Above the insides of a picture unlike any digit: they show a guess, not an answer."""
+    return (
+        "This is not an answer: the drawing doesn't look like a digit. Below is what lights "
+        f"up for the network's closest guess, {answer.label}, the digit it would name for "
+        "anything it is shown."
+    )
+
+
+def insides_caption(answer: Verdict, marked: bool, is_answer: bool = True) -> str:
+    """How to read the layers' pictures, in plain words."""
+    said = answer.label if is_answer else f"its closest guess, {answer.label}"
+    text = (
+        "Your drawing goes through the network one layer at a time: each layer is a step "
+        "between the picture and the answer. Each bar is one neuron (a small sum of what the "
+        "step before found): the taller the bar, or the brighter the picture, the more it "
+        f"fires for your drawing. The last step's pattern gives {said}."
+    )
+    if marked:
+        text += (
+            " The dark orange bars, each marked with a triangle, did most to make it say "
+            f"{answer.label}."
+        )
+    return text
+
+
+def neurons_heading(answer: Verdict, is_answer: bool = True) -> str:
+    """The heading over the first-layer neurons that pushed the answer (or guess) most."""
+    if is_answer:
+        return f"The first-layer neurons that did most to make it say {answer.label}"
+    return f"The first-layer neurons that pushed it most towards {answer.label}, its closest guess"
 
 
 def not_a_digit_message(reason: str, answer: Verdict, photo: bool = False) -> str:
@@ -124,11 +175,18 @@ def hidden_layers(model: Model, acts: Sequence[np.ndarray]) -> list[Hidden]:
         first, last = model.layers[block[0]], block[-1]
         values = acts[last][0]
         steps = " → ".join(model.layers[i].kind for i in block)
+        # Plain words first; the exact layer names, for the curious, in brackets after.
+        before = "the pixels" if number == 1 else "the layer before"
         if first.kind == "dense":
-            title = f"Hidden layer {number}: {values.shape[0]} neurons ({steps})"
+            title = (
+                f"Layer {number}: {values.shape[0]} neurons, each weighing up {before} ({steps})"
+            )
         else:
             h, w, c = values.shape
-            title = f"Hidden layer {number}: {c} feature maps of {h}×{w} ({steps})"
+            title = (
+                f"Layer {number}: {c} pattern finders, each a {h}×{w} picture of where its "
+                f"pattern is ({c} feature maps: {steps})"
+            )
         out.append(Hidden(title, values))
     return out
 
@@ -156,34 +214,47 @@ def first_layer_contributions(
 
 
 def layer_figure(hidden: Hidden, highlight: Sequence[int] = (), height: int = 220) -> go.Figure:
-    """A dense layer as one bar per neuron, `highlight` in red; a conv layer as its maps."""
+    """A dense layer as one bar per neuron, `highlight` in the accent colour and marked with
+    a triangle (colour alone is lost on colour-blind eyes); a conv layer as its maps."""
     values = hidden.values
     if values.ndim == 1:
         # Two single-colour traces, not a colour per bar: 128 colours cost Plotly ~20 ms.
         marked = np.zeros(len(values), bool)
         marked[list(highlight)] = True
-        fig = go.Figure(
-            [
-                go.Bar(
-                    x=np.flatnonzero(picked),
-                    y=values[picked],
-                    marker_color=ACCENT if accent else NEUTRAL,
-                    width=0.8,  # else a sparse trace's bars widen to fill its gaps
-                    hovertemplate="neuron %{x}: %{y:.2f}<extra></extra>",
+        traces: list[go.BaseTraceType] = [
+            go.Bar(
+                x=np.flatnonzero(picked),
+                y=values[picked],
+                marker_color=ACCENT if accent else NEUTRAL,
+                width=0.8,  # else a sparse trace's bars widen to fill its gaps
+                hovertemplate="neuron %{x}: %{y:.2f}<extra></extra>",
+            )
+            for accent, picked in ((False, ~marked), (True, marked))
+        ]
+        if marked.any():
+            top = float(values.max()) or 1.0
+            traces.append(
+                go.Scatter(
+                    x=np.flatnonzero(marked),
+                    y=values[marked] + 0.08 * top,
+                    mode="markers",
+                    marker=dict(symbol="triangle-down", size=9, color=ACCENT),
+                    hoverinfo="skip",
+                    name="marks",
                 )
-                for accent, picked in ((False, ~marked), (True, marked))
-            ],
+            )
+        return go.Figure(
+            traces,
             layout=dict(
                 height=height,
                 margin=dict(l=10, r=10, t=30, b=10),
                 title=hidden.title,
                 xaxis=dict(title="neuron", showgrid=False, range=[-1, len(values)]),
-                yaxis=dict(title="output"),
+                yaxis=dict(title="how strongly it fires"),
                 barmode="overlay",
                 showlegend=False,
             ),
         )
-        return fig
     maps = np.moveaxis(values, -1, 0)
     grid = tile(maps, cols=min(16, len(maps)))
     fig = go.Figure(
@@ -269,8 +340,11 @@ def comparison_figure(
         height=height,
         barmode="group",
         margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(title="class", type="category"),
-        yaxis=dict(title="probability", range=[0, 1.05], tickformat=".0%"),
+        xaxis=dict(
+            title=value_noun(next(iter(answers.values()))[1]) if answers else "digit",
+            type="category",
+        ),
+        yaxis=dict(title="how sure", range=[0, 1.05], tickformat=".0%"),
         legend=dict(orientation="h", y=-0.25),
     )
     return fig

@@ -15,7 +15,15 @@ import plotly.graph_objects as go
 
 GRAY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
 DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
-ACCENT, NEUTRAL = "#ff4b4b", "#8c9bb5"  # the class the model reads, and the others
+# The class the model reads, and the others: Okabe and Ito's vermillion, which colour-blind
+# eyes still tell from the grey-blue; the answer is also outlined, and labelled elsewhere.
+ACCENT, NEUTRAL = "#d55e00", "#8c9bb5"
+DIGITS = [str(i) for i in range(10)]
+
+
+def value_noun(class_names: Sequence[str]) -> str:
+    """What the classes are called on an axis: "digit" for 0 to 9, else "answer"."""
+    return "digit" if list(class_names) == DIGITS else "answer"
 
 
 def tile(images: np.ndarray, cols: int, pad: int = 1, fill: float = np.nan) -> np.ndarray:
@@ -58,14 +66,17 @@ def probability_bars(
     highlight: int | None = None,
     title: str | None = None,
     height: int = 260,
+    noun: str | None = None,
 ) -> go.Figure:
-    """The probability of every class as bars, the highlighted class in the accent colour."""
+    """How sure the model is of every class, as bars; the highlighted class in the accent
+    colour and outlined. `noun` names the classes on the axis ("digit" for 0 to 9)."""
     colors = [ACCENT if i == highlight else NEUTRAL for i in range(len(probs))]
+    outline = [2 if i == highlight else 0 for i in range(len(probs))]
     fig = go.Figure(
         go.Bar(
             x=list(class_names),
             y=probs,
-            marker_color=colors,
+            marker=dict(color=colors, line=dict(color="#3a3a3a", width=outline)),
             text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
             textposition="outside",
             hovertemplate="%{x}: %{y:.2%}<extra></extra>",
@@ -75,8 +86,8 @@ def probability_bars(
         height=height,
         margin=dict(l=10, r=10, t=30 if title else 10, b=10),
         title=title,
-        xaxis=dict(title="class", type="category"),
-        yaxis=dict(title="probability", range=[0, 1.1], tickformat=".0%"),
+        xaxis=dict(title=noun or value_noun(class_names), type="category"),
+        yaxis=dict(title="how sure", range=[0, 1.1], tickformat=".0%"),
         showlegend=False,
     )
     return fig

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from streamlit.testing.v1 import AppTest
 
-from core import cli
+from core import cli, novelty
 from core.config import TrainConfig
 from core.model import Model
 from core.model_load import load_model
@@ -255,7 +255,8 @@ def test_hidden_layers_of_an_mlp_and_a_cnn(mlp):
     x = prepare(canvas(DIGITS[5])).image[None, :, :, None]
     hidden = draw.hidden_layers(model, model.activations(x))
     assert [h.values.shape for h in hidden] == [(128,), (64,)]
-    assert hidden[0].title == "Hidden layer 1: 128 neurons (dense → relu)"
+    assert hidden[0].title == "Layer 1: 128 neurons, each weighing up the pixels (dense → relu)"
+    assert hidden[1].title.startswith("Layer 2: 64 neurons, each weighing up the layer before")
     assert all(h.values.min() >= 0 for h in hidden)  # after the ReLU
     cnn = random_model(
         [
@@ -270,14 +271,22 @@ def test_hidden_layers_of_an_mlp_and_a_cnn(mlp):
     )
     hidden = draw.hidden_layers(cnn, cnn.activations(x))
     assert [h.values.shape for h in hidden] == [(14, 14, 4), (8,)]
-    assert hidden[0].title == "Hidden layer 1: 4 feature maps of 14×14 (conv2d → maxpool2d → relu)"
+    assert hidden[0].title == (
+        "Layer 1: 4 pattern finders, each a 14×14 picture of where its pattern is "
+        "(4 feature maps: conv2d → maxpool2d → relu)"
+    )
     assert draw.first_layer_contributions(cnn, cnn.activations(x), 3) is None
     fig = draw.layer_figure(hidden[0])
     assert fig.data[0].type == "heatmap" and np.asarray(fig.data[0].z).shape == (14, 14 * 4 + 3)
     fig = draw.layer_figure(hidden[1], highlight=[2, 5])
-    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert [t.type for t in fig.data] == ["bar", "bar", "scatter"]
     assert list(fig.data[0].x) == [0, 1, 3, 4, 6, 7] and list(fig.data[1].x) == [2, 5]
     assert list(fig.data[1].y) == list(hidden[1].values[[2, 5]])
+    # The highlighted neurons are told apart by a triangle over each, not by colour alone.
+    assert list(fig.data[2].x) == [2, 5] and fig.data[2].marker.symbol == "triangle-down"
+    assert (np.asarray(fig.data[2].y) > hidden[1].values[[2, 5]]).all()
+    assert fig.layout.yaxis.title.text == "how strongly it fires"
+    assert [t.type for t in draw.layer_figure(hidden[1]).data] == ["bar", "bar"]
     assert fig.data[1].marker.color == draw.ACCENT != fig.data[0].marker.color
 
 
@@ -350,6 +359,29 @@ def test_comparison_figure_has_one_group_per_model():
     )
     assert [t.name for t in fig.data] == ["a", "b"] and fig.layout.barmode == "group"
     assert list(fig.data[1].y) == list(np.eye(10)[3])
+    # Plain words on the axes: the digits, and how sure each model is of each.
+    assert fig.layout.xaxis.title.text == "digit" and fig.layout.yaxis.title.text == "how sure"
+    fashion = draw.comparison_figure({"a": (np.full(3, 1 / 3), ["shirt", "bag", "boot"])})
+    assert fashion.layout.xaxis.title.text == "answer"
+
+
+def test_another_models_reading_of_a_non_digit_is_a_closest_guess_not_an_answer():
+    sure = draw.verdict(np.eye(10)[4] * 0.9 + 0.01, list("0123456789"))
+    assert draw.other_answer(sure, novelty.LOOKS_LIKE_A_DIGIT) == draw.Said("4", "91% sure")
+    unlike = novelty.Verdict(False, 3.0, 1.0, "That doesn't look like a digit.")
+    said = draw.other_answer(sure, unlike)
+    assert said.value == draw.NOT_A_DIGIT and "4" not in said.value
+    assert said.detail == "Closest guess 4 (91%), not an answer"
+
+
+def test_the_insides_say_whose_they_are_in_plain_words():
+    answer = draw.verdict(np.eye(10)[7] * 0.9 + 0.01, list("0123456789"))
+    caption = draw.insides_caption(answer, marked=True)
+    assert "gives 7." in caption and "marked with a triangle" in caption
+    guess = draw.insides_caption(answer, marked=False, is_answer=False)
+    assert "its closest guess, 7" in guess and "triangle" not in guess
+    assert "not an answer" in draw.closest_guess_note(answer)
+    assert draw.neurons_heading(answer, is_answer=False).endswith("towards 7, its closest guess")
 
 
 # The page, through Streamlit's AppTest (the canvas itself renders only in a browser)
@@ -379,7 +411,13 @@ def upload(at: AppTest, name: str, data: bytes, mime: str) -> AppTest:
 
 def test_the_page_opens_on_an_empty_canvas_that_asks_for_a_digit(runs):
     at = open_draw_page(runs)
-    assert at.title[0].value == "✏️ Draw a digit"
+    assert at.title[0].value == "Draw a digit"
+    # Its input choices carry Material icons, which need no emoji font.
+    options = at.segmented_control(key="draw_source").proto.options
+    assert [(o.content_icon, o.content) for o in options] == [
+        (":material/draw:", "Draw"),
+        (":material/photo_camera:", "Upload a photo"),
+    ]
     assert any("Draw a digit in the black box" in m.value for m in at.markdown)
     assert not at.error and not at.subheader  # nothing is guessed from an empty canvas
     labels = [b.label for b in at.button]
@@ -410,6 +448,25 @@ def test_an_uploaded_scan_is_answered_as_the_cli_answers_it(runs, tmp_path, caps
     at.selectbox(key="model").set_value("mlp").run()
     assert not at.exception and at.title[1].value == "7"
     assert any("did most to make it say 7" in m.value for m in at.markdown)
+    assert not at.warning  # a digit's insides are its answer's
+
+
+def test_for_a_letter_no_model_gives_an_answer_and_the_insides_show_a_guess(runs):
+    """A letter is not a digit: neither the page, nor the other models, nor what lights up
+    inside treat the closest guess as the answer."""
+    sheet = Image.new("L", (240, 240), 255)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 160)
+    ImageDraw.Draw(sheet).text((120, 120), "A", font=font, fill=0, anchor="mm")
+    at = upload(open_draw_page(runs), "letter.png", png(sheet), "image/png")
+    at.selectbox(key="model").set_value("mlp").run()
+    assert not at.exception
+    assert [h.value for h in at.header] == [draw.NOT_A_DIGIT]
+    metrics = {m.label: m.value for m in at.metric}
+    assert set(metrics.values()) == {draw.NOT_A_DIGIT}, metrics  # both shipped models
+    assert all("not an answer" in c.value for c in at.caption if c.value.startswith("Closest"))
+    assert any("This is not an answer" in w.value for w in at.warning)
+    assert any("its closest guess" in m.value for m in at.markdown)
+    assert not any("did most to make it say" in m.value for m in at.markdown)
 
 
 def test_an_unreadable_upload_gets_a_message_not_a_guess(runs):

@@ -193,6 +193,11 @@ def test_a_digit_and_its_probabilities_are_titled_with_what_it_is_and_was_read_a
     assert bars.layout.title.text == "A 1, read as 7"
     colours = list(bars.data[0].marker.color)
     assert colours[7] == ACCENT and colours.count(ACCENT) == 1  # the class it reads
+    # ...and outlined, for eyes that cannot tell its colour; the axes in plain words.
+    assert [i for i, w in enumerate(bars.data[0].marker.line.width) if w > 0] == [7]
+    assert bars.layout.xaxis.title.text == "digit" and bars.layout.yaxis.title.text == "how sure"
+    other = images.probability_bars(np.full(3, 1 / 3), ["cat", "dog", "bird"], highlight=0)
+    assert other.layout.xaxis.title.text == "answer"
     _, bars = images.prediction(image, probs, NAMES, 7, source="Test image #12")
     assert bars.layout.title.text == "Test image #12: a 7, read as 7"
 

@@ -18,14 +18,33 @@ from dashboard import draw, images, state
 
 VERSION, INITIAL, OBJECTS = "draw_canvas_version", "draw_initial", "draw_objects"
 PIXELS = "draw_pixels"  # the canvas's last image, for when it is mounted again
-SOURCES = {"draw": "✏️ Draw", "photo": "📷 Upload a photo"}
+# Material icons, drawn from Streamlit's own icon font: an emoji needs an emoji font, and
+# on a machine without one it shows as an empty box.
+SOURCES = {"draw": ":material/draw: Draw", "photo": ":material/photo_camera: Upload a photo"}
 NO_INK = Prepared(None, "no digit found: the picture is blank")
 # The canvas sends a finished stroke 200 ms after the mouse or finger lifts, most of the
 # 300 ms budget for a live answer. This asks it to send at once, by pressing its own
 # toolbar's "Update the app with this drawing" button when a stroke on it ends; should
 # a future canvas rename that button, nothing happens and strokes arrive 200 ms later.
+# It also hides that toolbar (upload, undo, redo, edit, reset), which only duplicates the
+# page's own Undo and Clear: streamlit-drawable-canvas 0.13 has no option to hide it, and
+# draws it in a shadow root that the page's styles cannot reach, so a style goes inside.
+# A hidden button can still be pressed from a script.
 SEND_ON_RELEASE = """
-let prefix = null, started = null;
+let prefix = null, started = null, observer = null;
+const HIDE = ".dc-toolbar { display: none !important; }";
+const hosts = () => document.querySelectorAll(
+    `[class*="st-key-${prefix}"] [data-testid=stBidiComponentIsolated]`);
+const hideToolbars = () => {
+    for (const host of hosts()) {
+        const root = host.shadowRoot;
+        if (!root || root.querySelector("style[data-hide-toolbar]")) continue;
+        const style = document.createElement("style");
+        style.setAttribute("data-hide-toolbar", "");
+        style.textContent = HIDE;
+        root.append(style);
+    }
+};
 const canvasOf = (event) => event.composedPath().find((el) => el instanceof Element
     && [...el.classList].some((c) => c.startsWith(`st-key-${prefix}`)));
 const down = (event) => { started = canvasOf(event) ?? null; };
@@ -39,12 +58,21 @@ const up = () => {
         root?.querySelector('button[aria-label="Update the app with this drawing"]')?.click();
     }, 0);
 };
-const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up]];
+// The toolbar shows on hover: hiding it as the pointer arrives, before the page is
+// painted again, covers a canvas mounted since the last change to the page.
+const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up],
+                ["pointerover", hideToolbars]];
 export default function ({ data }) {
     prefix = data.prefix;
+    hideToolbars();
+    observer?.disconnect();
+    observer = new MutationObserver(hideToolbars);
+    observer.observe(document.body, { childList: true, subtree: true });
     // The same handler added twice is added once, so every rerun may call this again.
     for (const [name, handler] of events) window.addEventListener(name, handler, { passive: true });
     return () => {
+        observer?.disconnect();
+        observer = null;
         for (const [name, handler] of events) window.removeEventListener(name, handler);
     };
 }
@@ -82,7 +110,7 @@ def read_upload(data: bytes, name: str) -> tuple[Prepared | None, str]:
 
 def drawing() -> tuple[Prepared, float]:
     """The canvas with its buttons; returns what the network will see and when ink arrived."""
-    st.caption("Draw one digit with the mouse or a finger. It answers after each stroke.")
+    st.caption("Draw one digit, 0 to 9. It answers after each stroke.")
     key = f"draw_canvas_{st.session_state.get(VERSION, 0)}"
     if key not in st.session_state and st.session_state.get(OBJECTS):
         # Back from another page: the canvas mounts afresh, so hand it the drawing it showed;
@@ -105,9 +133,10 @@ def drawing() -> tuple[Prepared, float]:
             st.session_state[PIXELS] = None
         elif canvas.image_data is not None:  # a remounted canvas sends its drawing first
             st.session_state[PIXELS] = canvas.image_data
-    undo_column, clear_column = st.columns(2)
-    undo_column.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
-    clear_column.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
+    # One row even on a phone (columns would stack there), so the answer stays in view.
+    buttons = st.container(horizontal=True, wrap=False)
+    buttons.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
+    buttons.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
     send_on_release()(data={"prefix": "draw_canvas_"}, key="draw_send_on_release")
     started = time.perf_counter()
     pixels = st.session_state.get(PIXELS)
@@ -137,12 +166,15 @@ def photo() -> tuple[Prepared | None, float]:
     return prepared, started
 
 
-st.title("✏️ Draw a digit")
-# The answer in large type, so it reads at a glance from across the room; and never
-# squeezed beside the canvas: below a readable width it wraps under it instead.
+st.title("Draw a digit")
+# The answer in large type, so it reads at a glance from across the room. It sits beside
+# the canvas down to a narrow but readable width (with the sidebar open on a 1024-pixel
+# projector there are about 13rem left), and wraps under the canvas below that; on a
+# phone it is a little smaller, to fit under the canvas without scrolling.
 st.html(
-    "<style>[data-testid=stLayoutWrapper]:has(> .st-key-draw_answer) {min-width: 300px}"
-    ".st-key-draw_answer h1 {font-size: 7rem; line-height: 1; padding: 0}</style>"
+    "<style>[data-testid=stLayoutWrapper]:has(> .st-key-draw_answer) {min-width: 11rem}"
+    ".st-key-draw_verdict h1 {font-size: 7rem; line-height: 1; padding: 0}"
+    "@media (max-width: 640px) {.st-key-draw_verdict h1 {font-size: 5rem}}</style>"
 )
 choice, model, meta = state.selected_model()
 names = draw.class_names(meta, model.n_classes)
@@ -162,13 +194,14 @@ source = st.segmented_control(
 def recognise() -> None:
     """Input, answer and insides; a stroke reruns only this, not the whole app."""
     # Side by side where there is room; on a narrow screen the answer wraps below the canvas.
-    row = st.container(horizontal=True, gap="large")
+    row = st.container(horizontal=True, gap="small")
     with row.container(width=draw.CANVAS + 20):
         prepared, started = photo() if source == "photo" else drawing()
     with row.container(key="draw_answer", width="stretch"):
         if prepared is None or not prepared.ok:
             reason = prepared.reason if prepared else ""
-            st.markdown("### " + draw.no_digit_message(reason, photo=source == "photo"))
+            with st.container(key="draw_verdict"):
+                st.markdown("### " + draw.no_digit_message(reason, photo=source == "photo"))
             return
         x = prepared.image[None, :, :, None]
         acts = model.activations(x)
@@ -177,15 +210,14 @@ def recognise() -> None:
         answer = draw.verdict(probs, names)
         # The network names a digit, confidently, for anything: a letter, a face. Say so
         # when the drawing is unlike the digits it learned from, and show its guesses as such.
-        # The check knows MNIST's digits only: a model of other pictures is not second-guessed.
-        fits = novelty.applies_to(names)
-        seen = novelty.check(prepared.image) if fits else novelty.LOOKS_LIKE_A_DIGIT
-        if seen.looks_like_digit:
-            st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
-            st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
-        else:
-            st.header(draw.NOT_A_DIGIT, anchor=False)
-            st.markdown(draw.not_a_digit_message(seen.reason, answer, photo=source == "photo"))
+        seen = looks(prepared.image, names)
+        with st.container(key="draw_verdict"):
+            if seen.looks_like_digit:
+                st.title(answer.label if answer.sure else f"{answer.label}?", anchor=False)
+                st.markdown(f"**{answer.detail}**" if answer.sure else answer.detail)
+            else:
+                st.header(draw.NOT_A_DIGIT, anchor=False)
+                st.markdown(draw.not_a_digit_message(seen.reason, answer, photo=source == "photo"))
         st.caption(f"Answered in {seconds * 1000:.0f} ms on the server by {choice.label}.")
         if not seen.looks_like_digit:
             st.markdown("**Its closest guesses**")
@@ -200,28 +232,39 @@ def recognise() -> None:
                 key="draw_seen",
                 width=200,
             )
-    insides(acts, answer)
-    compare(x)
+    insides(acts, answer, seen.looks_like_digit)
+    # The picture was checked already if the selected model is one of digits.
+    compare(x, prepared.image, seen if novelty.applies_to(names) else None)
 
 
-def insides(acts: list[np.ndarray], answer: draw.Verdict) -> None:
+def looks(image: np.ndarray, class_names: list[str]) -> novelty.Verdict:
+    """Whether a prepared picture looks like a digit to a model with these classes.
+
+    The check knows MNIST's digits only: a model of other pictures is not second-guessed.
+    """
+    if not novelty.applies_to(class_names):
+        return novelty.LOOKS_LIKE_A_DIGIT
+    return novelty.check(image)
+
+
+def insides(acts: list[np.ndarray], answer: draw.Verdict, is_answer: bool = True) -> None:
+    """What lights up inside for the answer, or for the closest guess when there is none."""
     st.subheader("What lights up inside")
     shares = draw.first_layer_contributions(model, acts, answer.index)
     top = draw.top_neurons(shares[1]) if shares else np.array([], int)
-    red = f" The red bars did most to make it say {answer.label}." if len(top) else ""
-    st.caption(
-        "Each hidden layer's neurons for your digit: the taller the bar, the more a neuron "
-        f"fires. The answer is read from the pattern of the last one.{red}"
-    )
+    if not is_answer:
+        st.warning(draw.closest_guess_note(answer), icon=":material/help:")
+    st.caption(draw.insides_caption(answer, marked=len(top) > 0, is_answer=is_answer))
     for i, hidden in enumerate(draw.hidden_layers(model, acts)):
         st.plotly_chart(draw.layer_figure(hidden, top if i == 0 else ()), key=f"draw_layer_{i}")
     if not len(top):
         return
     layer, contributions = shares
-    st.markdown(f"**The first-layer neurons that did most to make it say {answer.label}**")
+    st.markdown(f"**{draw.neurons_heading(answer, is_answer)}**")
     st.caption(
         "What each one looks for: red where ink makes it fire, blue where ink holds it "
-        "back. The number is how much it raised the answer's score."
+        "back. The number is how much it raised the score of "
+        f"{answer.label if is_answer else f'its closest guess, {answer.label}'}."
     )
     st.plotly_chart(
         draw.neurons_figure(model.layers[layer].params["W"], top, contributions),
@@ -229,7 +272,12 @@ def insides(acts: list[np.ndarray], answer: draw.Verdict) -> None:
     )
 
 
-def compare(x: np.ndarray) -> None:
+def compare(x: np.ndarray, image: np.ndarray, checked: novelty.Verdict | None) -> None:
+    """The same picture read by other models, each checked for not being a digit too.
+
+    `checked` is the picture's check if it was made already (it is the same for every
+    model of digits).
+    """
     st.subheader("Ask other models")
     choices = {c.key: c for c in state.model_choices()}
     if len(choices) < 2:
@@ -262,8 +310,15 @@ def compare(x: np.ndarray) -> None:
     for column, (label, (p, other_names)) in zip(
         st.columns(len(answers)), answers.items(), strict=True
     ):
-        said = draw.verdict(p, other_names)
-        column.metric(label, said.label if said.sure else f"{said.label}?")
+        # The same check as the page's own answer: a model of digits shown something that
+        # is not one gives a closest guess, not an answer.
+        if not novelty.applies_to(other_names):
+            seen = novelty.LOOKS_LIKE_A_DIGIT
+        else:
+            checked = checked or novelty.check(image)
+            seen = checked
+        said = draw.other_answer(draw.verdict(p, other_names), seen)
+        column.metric(label, said.value)
         column.caption(said.detail)
     st.plotly_chart(draw.comparison_figure(answers), key="draw_comparison")
 
