@@ -68,7 +68,6 @@ def nav() -> int:
             key=STEP,
             bind="query-params",
             label_visibility="collapsed",
-            help="Jump to any step",
         )
         st.button(
             "Next",

@@ -43,7 +43,9 @@ def numbers() -> None:
     with right:
         st.plotly_chart(figs.pixel_grid(image), key="tour_grid")
     ink = int(np.count_nonzero(image > 0.05))
-    st.markdown(f"**{ink} of 784 squares** have ink. These 784 numbers are all the network sees.")
+    st.container(key="tour_ink").markdown(
+        f"**{ink} of 784 squares** have ink. These 784 numbers are all the network sees."
+    )
 
 
 def neuron() -> None:
@@ -185,14 +187,14 @@ def your_turn() -> None:
     left, right = st.columns([1, 2])
     with left:
         mine = page.canvas("tour_canvas_turn", size=320)
-    with right:
+    with right.container(key="tour_answer"):
         if mine is None:
             st.markdown("## Draw one of 0 to 9")
             return
         probs = page.mlp().predict_proba(mine[None, :, :, None])[0]
         best = int(np.argmax(probs))
         sure = "sure" if probs[best] >= 0.6 else "not very sure"
-        st.markdown(f"## It reads **{best}**, {probs[best]:.0%} {sure}", help=None)
+        st.markdown(f"## It reads **{best}**, {probs[best]:.0%} {sure}")
         st.plotly_chart(
             figs.chance_bars(probs, names, "Its ten chances", percent=True), key="tour_turn_bars"
         )
