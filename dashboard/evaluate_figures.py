@@ -16,13 +16,16 @@ import plotly.graph_objects as go
 
 from core.analysis import Abstention
 from core.metrics import Evaluation, most_common_mistake, most_often_read_as, per_class
-from dashboard.grids import click_targets, tile_grid
+from dashboard.grids import RIGHT_INK, WRONG_INK, WRONG_MARK, click_targets, tile_grid
 from dashboard.images import ACCENT
 
-OUTLINE = "#1c83e1"  # a chosen cell: stands out on green, red, white and dark backgrounds
-RIGHT_INK, WRONG_INK = "#2e9e44", "#e53935"  # caption colours readable in light and dark themes
-CORRECT_SCALE = [[0.0, "#e5f5e0"], [1.0, "#238b45"]]  # the diagonal: read correctly
-MISTAKE_SCALE = [[0.0, "#fee5d9"], [1.0, "#cb181d"]]  # off the diagonal: mistakes
+# Right in blue, wrong in orange: a pair that colour-blind eyes tell apart, where about one
+# man in twelve cannot tell green from red. Colour is never the only sign: the right
+# answers' cells are outlined and named in a legend, and a wrong caption starts with a cross.
+CORRECT_SCALE = [[0.0, "#deebf7"], [1.0, "#08519c"]]  # the diagonal: read correctly
+MISTAKE_SCALE = [[0.0, "#feedde"], [1.0, "#a63603"]]  # off the diagonal: mistakes
+RIGHT_OUTLINE = "#08306b"  # round each cell of the diagonal
+PICKED = "#cc79a7"  # a chosen cell: Okabe and Ito's purple, on blue, orange, white and dark
 EXAMPLE_COLUMNS = 8
 
 
@@ -40,9 +43,10 @@ def confusion_figure(
 ) -> go.Figure:
     """The confusion matrix (true classes down, predicted across) with every cell written in.
 
-    The diagonal (right answers) is green and the mistakes red, each on its own scale, so
-    a handful of mistakes stays visible next to a thousand right answers. With `rates`,
-    each row is divided by its total: the share of that class read as each class.
+    The diagonal (right answers) is blue and outlined, the mistakes orange, each on its own
+    scale, so a handful of mistakes stays visible next to a thousand right answers; a legend
+    says which is which. With `rates`, each row is divided by its total: the share of that
+    class read as each class.
     """
     cm = np.asarray(cm)
     k = len(cm)
@@ -100,15 +104,48 @@ def confusion_figure(
     customdata = np.stack([t_idx, p_idx, cm.ravel()], axis=1).tolist()
     size = max(8, (height - 120) / k * 0.9)
     fig.add_trace(click_targets(p_idx, t_idx, customdata, hover, size, "cells"))
+    for scale, label, line in (
+        (CORRECT_SCALE, "right (on the diagonal, outlined)", dict(color=RIGHT_OUTLINE, width=2)),
+        (MISTAKE_SCALE, "wrong (everywhere else)", dict(width=0)),
+    ):
+        fig.add_trace(  # nothing drawn: a legend entry, in words as well as colour
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=label,
+                marker=dict(symbol="square", size=14, color=scale[-1][1], line=line),
+                hoverinfo="skip",
+            )
+        )
+    # The diagonal's outlines as one trace of lines, each square closed and cut from the
+    # next by a gap, leaving the layout's shapes to the chosen cell alone.
+    square = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]])
+    outline = np.concatenate([np.vstack([square + i, [np.nan, np.nan]]) for i in range(k)])
+    fig.add_trace(
+        go.Scatter(
+            x=outline[:, 0],
+            y=outline[:, 1],
+            mode="lines",
+            name="diagonal",
+            line=dict(color=RIGHT_OUTLINE, width=2),
+            hoverinfo="skip",
+            showlegend=False,
+            connectgaps=False,
+        )
+    )
+    shapes = []
     if highlight is not None:
         t, p = highlight
-        fig.add_shape(
-            type="rect",
-            x0=p - 0.5,
-            x1=p + 0.5,
-            y0=t - 0.5,
-            y1=t + 0.5,
-            line=dict(color=OUTLINE, width=4),
+        shapes.append(
+            dict(
+                type="rect",
+                x0=p - 0.5,
+                x1=p + 0.5,
+                y0=t - 0.5,
+                y1=t + 0.5,
+                line=dict(color=PICKED, width=4),
+            )
         )
     ticks = dict(tickmode="array", tickvals=list(range(k)), ticktext=names, fixedrange=True)
     fig.update_xaxes(
@@ -129,7 +166,13 @@ def confusion_figure(
         **ticks,
     )
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest", dragmode=False
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        hovermode="closest",
+        dragmode=False,
+        shapes=shapes,
+        showlegend=True,
+        legend=dict(orientation="h", x=0, y=1.01, yanchor="bottom", itemclick=False),
     )
     return fig
 
@@ -334,9 +377,10 @@ def examples_grid(
     pick: int | None = None,
 ) -> go.Figure:
     """The uint8 test images at indices `shown`, each captioned "true→read as confidence" in
-    green when read right and red when not; test image `pick` is outlined. A click on a
-    tile reports its test index."""
+    blue when read right, and in orange after a cross when not; test image `pick` is
+    outlined. A click on a tile reports its test index."""
     captions = [
+        f"{'' if labels[i] == predictions[i] else WRONG_MARK}"
         f"{_short(names[labels[i]])}→{_short(names[predictions[i]])} {confidence[i]:.0%}"
         for i in shown
     ]
@@ -361,11 +405,13 @@ def examples_grid(
 
 def damaged_grid(damaged: np.ndarray, read_as: np.ndarray, class_names: Sequence[str]) -> go.Figure:
     """One damaged image of each class, in class order, captioned with what the model read
-    (green when right, red when not)."""
+    (blue when right, orange after a cross when not)."""
     return tile_grid(
         damaged,
         5,
-        captions=[f"read as {class_names[g]}" for g in read_as],
+        captions=[
+            f"{'' if g == c else WRONG_MARK}read as {class_names[g]}" for c, g in enumerate(read_as)
+        ],
         caption_colors=[RIGHT_INK if g == c else WRONG_INK for c, g in enumerate(read_as)],
         tile_px=64,
     )

@@ -26,6 +26,11 @@ CHART_CONFIG = {"displayModeBar": False}  # pictures: nothing to zoom, pan or do
 CLICKABLE = {"selection_mode": "points", "config": CHART_CONFIG}  # a picture that reports clicks
 CLASS_COLORS = pcolors.qualitative.T10
 INVISIBLE = "rgba(0,0,0,0)"
+# Captions of right and wrong answers: Okabe and Ito's blue and vermillion, which
+# colour-blind eyes tell apart; a wrong one also starts with a cross (U+2717, drawn from
+# DejaVu Sans where the theme's font lacks it: no emoji font needed).
+RIGHT_INK, WRONG_INK = "#0072b2", "#d55e00"
+WRONG_MARK = "✗ "
 Colorscale = str | Sequence[Sequence[Any]]
 
 

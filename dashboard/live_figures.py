@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.grids import symmetric_range, tile_grid
-from dashboard.images import ACCENT, DIVERGING
+from dashboard.grids import WRONG_INK, WRONG_MARK, symmetric_range, tile_grid
+from dashboard.images import DIVERGING
 
 MAX_FILTERS = 16  # filters (and their maps) shown for a CNN
 DENSE_COLS = 16
@@ -78,7 +78,8 @@ def _conv(filters: np.ndarray, maps: np.ndarray | None) -> go.Figure:
 
 def live_guesses(view: Mapping[str, np.ndarray], class_names: Sequence[str]) -> go.Figure:
     """The ten fixed digits in a strip, each captioned with the network's guess and its
-    probability; a wrong guess is written "✗ guess" in red."""
+    probability; a wrong guess is written "✗ guess", in orange: the cross says it to eyes
+    that cannot tell the colour."""
     digits = np.asarray(view["digits"], dtype=np.float32)
     if digits.max(initial=0) > 1:
         digits = digits / 255.0
@@ -90,8 +91,8 @@ def live_guesses(view: Mapping[str, np.ndarray], class_names: Sequence[str]) -> 
     for label, guess, p in zip(labels, guesses, probs, strict=True):
         confidence = p[guess]
         right = guess == label
-        captions.append(f"{'' if right else '✗ '}{names[guess]} {confidence:.0%}")
-        colors.append(None if right else ACCENT)
+        captions.append(f"{'' if right else WRONG_MARK}{names[guess]} {confidence:.0%}")
+        colors.append(None if right else WRONG_INK)
         hover.append(
             f"a {names[label]}, read as {names[guess]} ({confidence:.0%})"
             + ("" if right else ": wrong")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import colorsys
 import io
 import itertools
 
@@ -15,7 +16,7 @@ from core import analysis
 from core.metrics import Evaluation
 from core.model import Model
 from core.replay import Moment
-from dashboard import data_figures, evaluate_figures, grids, images, weights_figures
+from dashboard import data_figures, evaluate_figures, grids, images, live_figures, weights_figures
 from dashboard.images import ACCENT, DIVERGING, GRAY
 
 NAMES = [str(d) for d in range(10)]
@@ -249,6 +250,34 @@ def test_confusion_figure_rates_and_highlight(cm):
     np.testing.assert_allclose(rates.sum(axis=1), 1.0)
     (shape,) = figure.layout.shapes
     assert (shape.x0, shape.x1, shape.y0, shape.y1) == (4.5, 5.5, 2.5, 3.5)
+    assert shape.line.color == evaluate_figures.PICKED  # neither blue nor orange
+
+
+def hue(colour: str) -> float:
+    """The hue of a '#rrggbb' colour, in degrees."""
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360
+
+
+def test_confusion_figure_tells_right_from_wrong_without_red_and_green(cm):
+    figure = evaluate_figures.confusion_figure(cm, NAMES)
+    scales = {t.name: [c for _, c in t.colorscale] for t in figure.data if t.type == "heatmap"}
+    # Right in blue, mistakes in orange: no green against red, which one man in twelve
+    # cannot tell apart.
+    assert all(190 <= hue(c) <= 230 for c in scales["right"])
+    assert all(15 <= hue(c) <= 40 for c in scales["wrong"])
+    # Not by colour alone: every cell of the diagonal is outlined, and a legend says so.
+    outline = trace(figure, "diagonal")
+    corners = {
+        (x, y) for x, y in zip(outline.x, outline.y, strict=True) if x is not None and x == x
+    }
+    assert corners == {
+        (i + dx, i + dy) for i in range(10) for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)
+    }
+    assert not figure.layout.shapes  # the layout's shapes are left to a chosen cell
+    legend = [t.name for t in figure.data if t.showlegend is not False and t.type == "scatter"]
+    assert legend == ["right (on the diagonal, outlined)", "wrong (everywhere else)"]
+    assert figure.layout.showlegend
 
 
 def test_threshold_and_robustness_figures():
@@ -289,7 +318,7 @@ def test_the_examples_grid_captions_colours_and_outlines_the_picked_test_images(
     assert_a_clean_grid(figure, boxes, 8)
     for i, caption in zip(shown, figure.layout.annotations, strict=True):
         true, read = result.labels[i], result.predictions[i]
-        assert caption.text == f"{true}→{read} {result.confidence[i]:.0%}"
+        assert caption.text == f"✗ {true}→{read} {result.confidence[i]:.0%}"  # not colour alone
         assert caption.font.color == evaluate_figures.WRONG_INK  # all mistakes here
     (outline,) = figure.layout.shapes
     top, left, bottom, right = boxes[5]
@@ -300,6 +329,10 @@ def test_the_examples_grid_captions_colours_and_outlines_the_picked_test_images(
         test_images, right_ones, result.labels, result.predictions, result.confidence, NAMES
     )
     assert {a.font.color for a in figure.layout.annotations} == {evaluate_figures.RIGHT_INK}
+    assert not any("✗" in a.text for a in figure.layout.annotations)
+    # Blue and orange, not green and red.
+    assert 190 <= hue(evaluate_figures.RIGHT_INK) <= 220
+    assert 15 <= hue(evaluate_figures.WRONG_INK) <= 40
     assert not figure.layout.shapes  # no pick among them: nothing outlined
 
 
@@ -310,9 +343,22 @@ def test_the_damaged_examples_say_what_each_was_read_as(rng):
     colored = np.stack([grids.colorize(d, GRAY, 0, 1) for d in damaged])
     assert_a_clean_grid(figure, tile_boxes(figure, colored), 5)
     captions = figure.layout.annotations
-    assert [a.text for a in captions] == [f"read as {g}" for g in read_as]
+    marks = ["✗ " if g != c else "" for c, g in enumerate(read_as)]  # not colour alone
+    assert [a.text for a in captions] == [f"{marks[c]}read as {g}" for c, g in enumerate(read_as)]
     wrong = [i for i, a in enumerate(captions) if a.font.color == evaluate_figures.WRONG_INK]
     assert wrong == [4, 9]
+
+
+def test_the_live_guesses_mark_a_wrong_one_with_a_cross_in_orange(rng):
+    probs = np.full((4, 10), 0.01)
+    probs[np.arange(4), [3, 1, 4, 1]] = 0.91
+    view = {"digits": rng.random((4, 28, 28)), "labels": np.array([3, 1, 7, 1]), "probs": probs}
+    figure = live_figures.live_guesses(view, NAMES)
+    captions = figure.layout.annotations
+    assert [a.text for a in captions] == ["3 91%", "1 91%", "✗ 4 91%", "1 91%"]
+    assert [a.font.color for a in captions] == [None, None, grids.WRONG_INK, None]
+    assert 15 <= hue(grids.WRONG_INK) <= 40  # orange, not red
+    assert figure.layout.title.text == "Its guesses now: 3 of 4 right (✗ wrong)"
 
 
 def test_the_headline_and_the_threshold_in_numbers():
