@@ -9,7 +9,10 @@ describes is core/architecture.py.
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import layers as L
+from .layers import conv
 from .losses import softmax, softmax_cross_entropy
 from .optimizers import Param
 
@@ -49,6 +53,22 @@ class Model:
         # Layers up to the first one with parameters need no input gradient.
         with_params = [i for i, layer in enumerate(self.layers) if layer.params]
         self._first_trainable = with_params[0] if with_params else len(self.layers)
+        # A training step runs on copies of the layers (see `_step_on_copies`), and splits
+        # its batch across two threads, only for a network with a convolution, whose step
+        # (tens of ms) is long enough to pay for them; an MLP's takes under a millisecond.
+        self._on_copies = any(isinstance(layer, L.Conv2D) for layer in self.layers)
+        self._parts: list[list[L.Layer]] = []  # the last such step's layer copies
+        # A convolution followed by a max-pool that drops its last rows or columns (a 2x2
+        # pool after an 11x11 output uses 10x10): in a training step the convolution
+        # computes only the outputs the pool uses, which changes neither the loss nor any
+        # gradient (the dropped outputs have none).
+        self._pooled: dict[int, tuple[int, int]] = {}
+        for i, (layer, after) in enumerate(zip(self.layers, self.layers[1:], strict=False)):
+            if isinstance(layer, L.Conv2D) and isinstance(after, L.MaxPool2D):
+                h, w, _ = self.shapes[i + 1]
+                p = after.pool_size
+                if (h % p, w % p) != (0, 0):
+                    self._pooled[i] = (h // p * p, w // p * p)
 
     def _collect_params(self) -> None:
         """Move all parameters into two flat buffers (with and without weight decay).
@@ -61,6 +81,8 @@ class Model:
             for name in layer.params:
                 groups[name in layer.decayed].append((layer, name))
         self.params = []
+        self._places: list[tuple[int, int, str, slice]] = []  # (buffer, layer, name, where)
+        index = {id(layer): i for i, layer in enumerate(self.layers)}
         for decay, members in groups.items():
             if not members:
                 continue
@@ -69,10 +91,13 @@ class Model:
             offset = 0
             for layer, name in members:
                 shape, size = layer.params[name].shape, layer.params[name].size
-                layer.params[name] = values[offset : offset + size].reshape(shape)
-                layer.grads[name] = grads[offset : offset + size].reshape(shape)
+                where = slice(offset, offset + size)
+                layer.params[name] = values[where].reshape(shape)
+                layer.grads[name] = grads[where].reshape(shape)
+                self._places.append((len(self.params), index[id(layer)], name, where))
                 offset += size
             self.params.append(Param(values, grads, decay))
+        self._spare_grads: list[np.ndarray] | None = None  # the second part's, made when needed
 
     def astype(self, dtype: type) -> Model:
         """Convert every array to `dtype` in place (float64 serves the gradient checks)."""
@@ -116,16 +141,89 @@ class Model:
 
     def backward(self, dlogits: np.ndarray) -> None:
         """Fill every layer's `grads` from dLoss/dlogits."""
+        self._backward(self.layers, dlogits)
+
+    def _backward(self, layers: list[L.Layer], dlogits: np.ndarray) -> None:
         dy = dlogits
-        for i in range(len(self.layers) - 1, self._first_trainable - 1, -1):
-            dy = self.layers[i].backward(dy, need_dx=i > self._first_trainable)
+        for i in range(len(layers) - 1, self._first_trainable - 1, -1):
+            dy = layers[i].backward(dy, need_dx=i > self._first_trainable)
 
     def loss_and_grads(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """One training forward and backward pass; returns the mean loss and the logits."""
+        """One training forward and backward pass; returns the mean loss and the logits.
+
+        A convolutional network's batch of conv.SPLIT_MIN images or more is split in two
+        halves, each run through the whole network on a thread of its own (see
+        `_step_on_copies`); the result is the whole batch's loss and gradients either way.
+        """
+        if self._on_copies:
+            return self._step_on_copies(x, labels, conv.halves(len(x)))
         logits = self.forward(x, training=True)
         loss, dlogits = softmax_cross_entropy(logits, labels)
         self.backward(dlogits)
         return loss, logits
+
+    def _step_on_copies(
+        self, x: np.ndarray, labels: np.ndarray, parts: list[slice]
+    ) -> tuple[float, np.ndarray]:
+        """loss_and_grads on copies of the layers, with the batch's parts on two cores.
+
+        Each part runs forward, loss and backward through copies of the layers that share
+        the parameters (Layer.share says which part a copy sees), on a thread of its own:
+        data parallelism. Part 0 writes its gradients into the model's buffers, part 1 into
+        spare ones, and the two are added in that order afterwards, so a seeded run gives
+        the same weights every time. The loss divides by the whole batch's size, so the
+        halves' gradients add up to the batch's. Batch norm exchanges its sums between the
+        parts (its statistics are the whole batch's) and dropout draws its mask for the
+        whole batch once. One part (a small batch, or one core) runs on this thread alone.
+        The copies also let a convolution skip the outputs its pool drops (`_pooled`)
+        without changing what the model's own layers compute.
+        """
+        n = len(x)
+        exchange = L.Exchange(len(parts))
+        spare = self._spare() if len(parts) > 1 else []
+        self._parts = []
+        for k, rows in enumerate(parts):
+            share = L.Share(k, rows, n, exchange) if len(parts) > 1 else None
+            copies = []
+            for i, layer in enumerate(self.layers):
+                twin = copy.copy(layer)  # its own forward state; params are the model's
+                twin.share = share
+                if i in self._pooled:
+                    twin.needed = self._pooled[i]
+                if k > 0 and layer.grads:
+                    twin.grads = {}
+                copies.append(twin)
+            if k > 0:
+                for buffer, i, name, where in self._places:
+                    shape = self.layers[i].grads[name].shape
+                    copies[i].grads[name] = spare[k - 1][buffer][where].reshape(shape)
+            self._parts.append(copies)
+
+        def step(k: int) -> tuple[float, np.ndarray]:
+            rows = parts[k]
+            out = x[rows]
+            for layer in self._parts[k]:
+                out = layer.forward(out, True)
+            loss, dlogits = softmax_cross_entropy(out, labels[rows], count=n)
+            self._backward(self._parts[k], dlogits)
+            return loss, out
+
+        if len(parts) == 1:
+            return step(0)
+        results = _on_threads(step, len(parts), exchange)
+        for k in range(1, len(parts)):
+            for p, extra in zip(self.params, spare[k - 1], strict=True):
+                p.grad += extra
+        loss = results[0][0]
+        for part_loss, _ in results[1:]:
+            loss += part_loss
+        return loss, np.concatenate([logits for _, logits in results])
+
+    def _spare(self) -> list[list[np.ndarray]]:
+        """Gradient buffers for the parts after the first, laid out as the model's."""
+        if self._spare_grads is None:
+            self._spare_grads = [np.empty_like(p.grad) for p in self.params]
+        return [self._spare_grads]
 
     def predict_proba(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities for float32 inputs (N, 28, 28, 1), in evaluation mode."""
@@ -182,6 +280,39 @@ class Model:
         from .model_save import save_model  # the file format is built on this module
 
         return save_model(self, path, meta)
+
+
+def _on_threads(
+    work: Callable[[int], tuple[float, np.ndarray]], parts: int, exchange: L.Exchange
+) -> list[tuple[float, np.ndarray]]:
+    """work(k) for every part k, all but the last on the layers' helper thread.
+
+    A part that fails releases the others from the exchange (they fail with
+    BrokenBarrierError), every part is waited for, and the first real error is raised.
+    """
+
+    def guarded(k: int) -> tuple[float, np.ndarray]:
+        try:
+            return work(k)
+        except BaseException:
+            exchange.abort()
+            raise
+
+    futures = [conv._SIDE.submit(guarded, k) for k in range(parts - 1)]
+    results, errors = [], []
+    try:
+        last = guarded(parts - 1)
+    except BaseException as error:
+        errors.append(error)
+    for future in futures:
+        try:
+            results.append(future.result())
+        except BaseException as error:
+            errors.append(error)
+    if errors:
+        broken = threading.BrokenBarrierError
+        raise next((e for e in errors if not isinstance(e, broken)), errors[0])
+    return [*results, last]
 
 
 @dataclass

@@ -21,12 +21,75 @@ buffers and may be replaced. tests/test_layers.py checks the contract for every 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 F32 = np.float32
 Shape = tuple[int, ...]
+
+
+class Exchange:
+    """Where the parts of one batch, each trained on a thread of its own, meet.
+
+    `total` adds up every part's partial sums, always in part order (part 0 + part 1), so
+    the result is the same on every thread and in every run, however the threads were
+    scheduled. `once` computes a value for the whole batch exactly once, whichever part
+    asks first. `abort` releases the other parts when one fails, so none waits forever.
+    """
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties)
+        # Two sets of slots, used in turn: a part can be at most one `total` ahead of the
+        # others (the barrier holds it there), so the set it writes is never being read.
+        self.slots: list[list[Any]] = [[None] * parties, [None] * parties]
+        self.calls = [0] * parties
+        self.lock = threading.Lock()
+        self.cache: dict[Any, Any] = {}
+
+    def total(self, part: int, partial: np.ndarray) -> np.ndarray:
+        """The sum over all parts of `partial`, added in part order."""
+        slots = self.slots[self.calls[part] % 2]
+        self.calls[part] += 1
+        slots[part] = partial
+        self.barrier.wait()
+        out = slots[0].copy()
+        for other in slots[1:]:
+            out += other
+        return out
+
+    def once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """make(), computed by the first part to ask for `key` and shared with the others."""
+        with self.lock:
+            if key not in self.cache:
+                self.cache[key] = make()
+            return self.cache[key]
+
+    def abort(self) -> None:
+        """Wake every part waiting in `total` with threading.BrokenBarrierError."""
+        self.barrier.abort()
+
+
+@dataclass
+class Share:
+    """A layer copy's part of a batch that is split across threads (core/model.py).
+
+    rows: which of the batch's images this part holds; n: images in the whole batch; part:
+    this part's number (part 0 also keeps the running statistics); exchange: where the
+    parts add up their sums.
+    """
+
+    part: int
+    rows: slice
+    n: int
+    exchange: Exchange
+
+    def total(self, partial: np.ndarray) -> np.ndarray:
+        """The whole batch's sum of a per-part sum (see Exchange.total)."""
+        return self.exchange.total(self.part, partial)
 
 
 class Layer:
@@ -40,6 +103,10 @@ class Layer:
 
     kind: ClassVar[str] = ""
     registry: ClassVar[dict[str, type[Layer]]] = {}
+    # Set on a layer's per-thread copy when Model splits a training batch across threads:
+    # which part of the batch this copy sees. Layers that need the whole batch (batch
+    # norm's statistics, dropout's random numbers) use it; None is a whole batch.
+    share: Share | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

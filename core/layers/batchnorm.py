@@ -29,6 +29,10 @@ class BatchNorm(Layer):
     hundreds. Per-channel sums are matrix-vector products with a vector of ones. And x̂ is
     never stored: y = (γ/σ)·(x - μ) + β, and dx = (γ/σ)·dy - slope·(x - μ) - offset, with
     slope = (γ/σ)·dγ/(σ·m) and offset = (γ/σ)·dβ/m per channel.
+
+    When Model splits a training batch across two threads (Layer.share), each part adds up
+    its own sums and the parts exchange them (μ, σ², and backwards dγ, dβ), so the
+    statistics are still those of the whole batch, not of each half.
     """
 
     kind = "batchnorm"
@@ -55,18 +59,20 @@ class BatchNorm(Layer):
         wide = x.reshape(-1, x.shape[-2] * c) if x.ndim > 2 else x
         tiles = wide.shape[1] // c
         if training:
-            m = x.size // c
+            rows = x.size // c  # this array's values per channel
+            m = self._batch_count(rows, len(x))
             # Column sums as a matrix-vector product: far faster than sum(axis=0) on few columns.
-            ones = np.ones(m, x.dtype)
-            mean = ones @ x.reshape(m, c) / m
+            ones = np.ones(rows, x.dtype)
+            mean = self._total(ones @ x.reshape(rows, c)) / m
             centred = wide - np.tile(mean, tiles)
             squares = centred * centred
-            var = ones @ squares.reshape(m, c) / m
-            keep = self.momentum
-            self.state["mean"] = keep * self.state["mean"] + (1 - keep) * mean
-            # The running variance is unbiased, as in Keras and PyTorch.
-            unbiased = var * (m / max(m - 1, 1))
-            self.state["var"] = keep * self.state["var"] + (1 - keep) * unbiased
+            var = self._total(ones @ squares.reshape(rows, c)) / m
+            if self.share is None or self.share.part == 0:  # once per batch, not per part
+                keep = self.momentum
+                self.state["mean"] = keep * self.state["mean"] + (1 - keep) * mean
+                # The running variance is unbiased, as in Keras and PyTorch.
+                unbiased = var * (m / max(m - 1, 1))
+                self.state["var"] = keep * self.state["var"] + (1 - keep) * unbiased
         else:
             centred = wide - np.tile(self.state["mean"], tiles)
             var = self.state["var"]
@@ -80,28 +86,44 @@ class BatchNorm(Layer):
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         c = dy.shape[-1]
-        m = dy.size // c
+        rows = dy.size // c
         wide = dy.reshape(self.centred.shape)
         tiles = wide.shape[1] // c
-        ones = np.ones(m, dy.dtype)
+        ones = np.ones(rows, dy.dtype)
         product = wide * self.centred
-        # dγ = Σ dy x̂ and dβ = Σ dy, per channel.
-        self.grads["gamma"][...] = ones @ product.reshape(m, c) * self.inv_std
-        self.grads["beta"][...] = ones @ dy.reshape(m, c)
+        # dγ = Σ dy x̂ and dβ = Σ dy, per channel (over this part of a split batch: the
+        # model adds the parts' gradients up).
+        dgamma = ones @ product.reshape(rows, c) * self.inv_std
+        dbeta = ones @ dy.reshape(rows, c)
+        self.grads["gamma"][...] = dgamma
+        self.grads["beta"][...] = dbeta
         if not need_dx:
             return None
         scale = self.params["gamma"] * self.inv_std
         if not self.training:  # the statistics are constants
             return (wide * np.tile(scale, tiles)).reshape(self.shape)
         # The textbook dx = γ/σ (dy - mean(dy) - x̂ mean(dy x̂)), written per channel as
-        # scale·dy - slope·centred - offset; the means are the beta and gamma gradients / m.
-        slope = scale * self.inv_std * self.grads["gamma"] / m
-        offset = scale * self.grads["beta"] / m
+        # scale·dy - slope·centred - offset; the means are the whole batch's beta and gamma
+        # gradients / m.
+        m = self._batch_count(rows, len(dy))
+        if self.share is not None:
+            both = self.share.total(np.concatenate([dgamma, dbeta]))
+            dgamma, dbeta = both[:c], both[c:]
+        slope = scale * self.inv_std * dgamma / m
+        offset = scale * dbeta / m
         dx = wide * np.tile(scale, tiles)
         np.multiply(self.centred, np.tile(slope, tiles), out=product)
         dx -= product
         dx -= np.tile(offset, tiles)
         return dx.reshape(self.shape)
+
+    def _batch_count(self, rows: int, n: int) -> int:
+        """Values per channel in the whole batch, given `rows` of them in `n` images here."""
+        return rows if self.share is None else rows // n * self.share.n
+
+    def _total(self, sums: np.ndarray) -> np.ndarray:
+        """Per-channel sums over the whole batch, from this part's (see Layer.share)."""
+        return sums if self.share is None else self.share.total(sums)
 
     def get_config(self) -> dict[str, Any]:
         return {"type": self.kind, "momentum": self.momentum, "eps": self.eps}

@@ -48,6 +48,12 @@ def on_two_cores(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
     return [future.result() for future in futures] + [last]
 
 
+def parts_of(layer: Layer, n: int) -> list[slice]:
+    """How `layer` cuts a batch of n images: in halves (see `halves`), unless the batch
+    already is one part of a batch that Model split across the threads (Layer.share)."""
+    return [slice(0, n)] if layer.share is not None else halves(n)
+
+
 class Conv2D(Layer):
     """2-D convolution, stride 1, as one matrix product over im2col columns.
 
@@ -67,6 +73,9 @@ class Conv2D(Layer):
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.padding, self.init = padding, init
         self.decayed = ("W",)
+        # In a training step, the output rows and columns the next layer uses, when Model
+        # knows it uses fewer (a max-pool that drops the last ones); None: all of them.
+        self.needed: tuple[int, int] | None = None
 
     def _pads(self) -> tuple[int, int]:
         if self.padding == "valid":
@@ -103,7 +112,13 @@ class Conv2D(Layer):
         before, after = self._pads()
         if before or after:
             x = np.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
-        k, (n, h, w, _) = self.kernel_size, x.shape
+        k = self.kernel_size
+        self.padded_shape = x.shape
+        if training and self.needed is not None:
+            # Only the windows of the outputs that are used; backward's dx stays zero
+            # beyond them, as those outputs' gradient is.
+            x = x[:, : self.needed[0] + k - 1, : self.needed[1] + k - 1]
+        n, h, w, _ = x.shape
         y = np.empty((n, h - k + 1, w - k + 1, self.filters), x.dtype)
         weights = np.vstack([self.params["W"].reshape(-1, self.filters), self.params["b"]])
 
@@ -112,9 +127,8 @@ class Conv2D(Layer):
             np.matmul(cols, weights, out=y[rows].reshape(-1, self.filters))
             return cols
 
-        parts = halves(n)
+        parts = parts_of(self, n)
         self.parts = list(zip(parts, on_two_cores(work, parts), strict=True))
-        self.padded_shape = x.shape
         return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
@@ -124,8 +138,9 @@ class Conv2D(Layer):
             rows, cols = part
             if dx is not None:
                 self._add_input_gradient(dy[rows], dx[rows])
-            # The last row, against the ones column, is the bias's gradient.
-            return cols.T @ dy[rows].reshape(-1, self.filters)
+            # colsᵀ dy, computed as (dyᵀ cols)ᵀ: BLAS runs this shape of the same product
+            # 20 % faster. Its last row, against the ones column, is the bias's gradient.
+            return (dy[rows].reshape(-1, self.filters).T @ cols).T
 
         grads = sum(on_two_cores(work, self.parts))
         self.grads["W"].reshape(-1, self.filters)[...] = grads[:-1]
@@ -229,7 +244,7 @@ class MaxPool2D(Layer):
             y[rows], across = first_max(columns.reshape(m, oh, ow, p, c))
             return down, across
 
-        parts = halves(n)
+        parts = parts_of(self, n)
         self.parts = list(zip(parts, on_two_cores(work, parts), strict=True))
         return y
 

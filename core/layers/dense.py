@@ -139,7 +139,14 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self.mask = None
             return x
-        keep = self.rng.random(x.shape, dtype=F32) >= self.rate
+        if self.share is None:
+            keep = self.rng.random(x.shape, dtype=F32) >= self.rate
+        else:
+            # A part of a split batch: the whole batch's numbers are drawn once, by whichever
+            # part comes first, so the masks are the same however the batch is split.
+            share, shape = self.share, (self.share.n, *x.shape[1:])
+            whole = share.exchange.once(id(self.rng), lambda: self.rng.random(shape, dtype=F32))
+            keep = whole[share.rows] >= self.rate
         self.mask = keep.astype(x.dtype) / (1 - self.rate)
         return x * self.mask
 
