@@ -31,7 +31,7 @@ NO_INK = Prepared(None, "no digit found: the picture is blank")
 # draws it in a shadow root that the page's styles cannot reach, so a style goes inside.
 # A hidden button can still be pressed from a script.
 SEND_ON_RELEASE = """
-let prefix = null, started = null, observer = null;
+let prefix = null, started = null;
 const HIDE = ".dc-toolbar { display: none !important; }";
 const hosts = () => document.querySelectorAll(
     `[class*="st-key-${prefix}"] [data-testid=stBidiComponentIsolated]`);
@@ -58,21 +58,17 @@ const up = () => {
         root?.querySelector('button[aria-label="Update the app with this drawing"]')?.click();
     }, 0);
 };
-// The toolbar shows on hover: hiding it as the pointer arrives, before the page is
-// painted again, covers a canvas mounted since the last change to the page.
+// The toolbar shows only on hover or keyboard focus: hiding it as the pointer arrives or
+// focus moves, before the page is painted again, also covers a canvas mounted since (after
+// Clear), without watching every change to the page.
 const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up],
-                ["pointerover", hideToolbars]];
+                ["pointerover", hideToolbars], ["focusin", hideToolbars]];
 export default function ({ data }) {
     prefix = data.prefix;
     hideToolbars();
-    observer?.disconnect();
-    observer = new MutationObserver(hideToolbars);
-    observer.observe(document.body, { childList: true, subtree: true });
     // The same handler added twice is added once, so every rerun may call this again.
     for (const [name, handler] of events) window.addEventListener(name, handler, { passive: true });
     return () => {
-        observer?.disconnect();
-        observer = null;
         for (const [name, handler] of events) window.removeEventListener(name, handler);
     };
 }
