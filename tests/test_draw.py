@@ -449,6 +449,7 @@ def test_an_uploaded_scan_is_answered_as_the_cli_answers_it(runs, tmp_path, caps
     assert not at.exception and at.title[1].value == "7"
     assert any("did most to make it say 7" in m.value for m in at.markdown)
     assert not at.warning  # a digit's insides are its answer's
+    assert not any("none of them is an answer" in c.value for c in at.caption)
 
 
 def test_for_a_letter_no_model_gives_an_answer_and_the_insides_show_a_guess(runs):
@@ -464,6 +465,7 @@ def test_for_a_letter_no_model_gives_an_answer_and_the_insides_show_a_guess(runs
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics.values()) == {draw.NOT_A_DIGIT}, metrics  # both shipped models
     assert all("not an answer" in c.value for c in at.caption if c.value.startswith("Closest"))
+    assert any("none of them is an answer" in c.value for c in at.caption)
     assert any("This is not an answer" in w.value for w in at.warning)
     assert any("its closest guess" in m.value for m in at.markdown)
     assert not any("did most to make it say" in m.value for m in at.markdown)

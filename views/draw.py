@@ -303,6 +303,7 @@ def compare(x: np.ndarray, image: np.ndarray, checked: novelty.Verdict | None) -
         answers[choices[key].label] = (other.predict_proba(x)[0], other_names)
     if not answers:
         return
+    guesses_only = True
     for column, (label, (p, other_names)) in zip(
         st.columns(len(answers)), answers.items(), strict=True
     ):
@@ -313,9 +314,12 @@ def compare(x: np.ndarray, image: np.ndarray, checked: novelty.Verdict | None) -
         else:
             checked = checked or novelty.check(image)
             seen = checked
+        guesses_only &= not seen.looks_like_digit
         said = draw.other_answer(draw.verdict(p, other_names), seen)
         column.metric(label, said.value)
         column.caption(said.detail)
+    if guesses_only:
+        st.caption("How sure each model is of its closest guesses: none of them is an answer.")
     st.plotly_chart(draw.comparison_figure(answers), key="draw_comparison")
 
 
