@@ -160,7 +160,7 @@ def test_undo_takes_back_the_last_stroke_and_a_dot_is_not_a_digit(app_server, pa
 
 @pytest.mark.browser
 def test_a_finger_on_a_tablet_draws_too(app_server, browser):
-    # An iPad held upright: the sidebar takes a third, so the answer wraps below the canvas.
+    # An iPad held upright: the sidebar takes a third, and the answer still fits beside the canvas.
     context = browser.new_context(viewport={"width": 1024, "height": 1366}, has_touch=True)
     try:
         page = context.new_page()
