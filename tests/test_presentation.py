@@ -1,0 +1,111 @@
+"""Presentation mode through AppTest: what the server sends one session, and only that one.
+
+What a browser does with it (font sizes in px, the folded sidebar, hidden toolbars,
+contrast) is measured in Chromium in test_browser_presentation.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.io as pio
+import pytest
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+from dashboard import presentation
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def runs(monkeypatch, tmp_path) -> Path:
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def sidebar_states(monkeypatch) -> list[str | None]:
+    """The initial_sidebar_state of every st.set_page_config call, in order."""
+    calls: list[str | None] = []
+    real = streamlit.set_page_config
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("initial_sidebar_state"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "set_page_config", recording)
+    return calls
+
+
+def app(present: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    if present is not None:
+        at.query_params[presentation.KEY] = present
+    return at.run()
+
+
+def bodies(at: AppTest) -> list[str]:
+    """The HTML sent with st.html, main area and sidebar."""
+    return [h.proto.body for h in at.get("html")]
+
+
+def styled(at: AppTest) -> bool:
+    return any("font-size: 150%" in body for body in bodies(at))
+
+
+def reloads(at: AppTest) -> list[str]:
+    return [b for b in bodies(at) if "location.replace" in b]
+
+
+def test_off_by_default_nothing_changes(sidebar_states):
+    at = app()
+    assert not at.exception
+    assert at.toggle(key=presentation.KEY).value is False
+    assert not styled(at) and not reloads(at)
+    assert sidebar_states[-1] == "auto"
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes"])
+def test_a_link_turns_it_on(sidebar_states, value):
+    at = app(value)
+    assert not at.exception
+    assert at.toggle(key=presentation.KEY).value is True
+    assert styled(at)
+    assert sidebar_states[-1] == "collapsed"
+    css = next(b for b in bodies(at) if "font-size: 150%" in b)
+    assert ".modebar-container { display: none !important; }" in css
+    # The short form is loaded again as ?present=true, which the bound toggle keeps in the URL.
+    assert bool(reloads(at)) == (value != "true")
+
+
+def test_the_mode_survives_the_next_run_and_a_page_change(sidebar_states):
+    at = app("1")
+    at.run()
+    assert at.toggle(key=presentation.KEY).value is True and styled(at)
+    assert not reloads(at)  # only the first run of the link reloads
+    at.switch_page("views/evaluate.py").run()
+    assert not at.exception
+    assert at.toggle(key=presentation.KEY).value is True and styled(at)
+    assert sidebar_states[-1] == "collapsed"
+
+
+def test_switching_it_on_and_off_reloads_the_page_in_the_new_mode(sidebar_states):
+    at = app()
+    at.toggle(key=presentation.KEY).set_value(True).run()
+    assert styled(at) and sidebar_states[-1] == "collapsed"
+    (script,) = reloads(at)
+    assert 'url.searchParams.set("present", "true")' in script
+    at.toggle(key=presentation.KEY).set_value(False).run()
+    assert not styled(at) and sidebar_states[-1] == "auto"
+    (script,) = reloads(at)
+    assert 'url.searchParams.delete("present")' in script
+
+
+def test_one_session_on_leaves_another_session_and_plotly_alone():
+    template = pio.templates.default
+    on = app("1")
+    off = app()
+    assert styled(on) and not styled(off)
+    assert off.toggle(key=presentation.KEY).value is False
+    assert pio.templates.default == template
