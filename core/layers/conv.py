@@ -158,10 +158,12 @@ class Conv2D(Layer):
         n, out_h, out_w, _ = dy.shape
         dy2 = dy.reshape(-1, self.filters)
         W = self.params["W"]
+        # One scratch array for the nine products: a fresh one each time costs more.
+        dx_ij = np.empty((len(dy2), W.shape[2]), dy.dtype)
         for i in range(self.kernel_size):
             for j in range(self.kernel_size):
-                dx_ij = (dy2 @ W[i, j].T).reshape(n, out_h, out_w, -1)
-                dx[:, i : i + out_h, j : j + out_w, :] += dx_ij
+                np.matmul(dy2, W[i, j].T, out=dx_ij)
+                dx[:, i : i + out_h, j : j + out_w, :] += dx_ij.reshape(n, out_h, out_w, -1)
 
     def get_config(self) -> dict[str, Any]:
         return {
