@@ -9,7 +9,7 @@ from contextlib import closing
 import numpy as np
 import streamlit as st
 
-from core import tour
+from core import novelty, tour
 from core.losses import softmax
 from core.metrics import confusion_matrix
 from dashboard import computed, images, state
@@ -119,7 +119,7 @@ def live() -> None:
     label = "Start learning" if shown is None else "Learn again from scratch"
     start = st.button(label, icon=":material/play_arrow:", type="primary", key="tour_learn")
     if start and run_lesson(digits, labels):
-        return
+        st.rerun(scope="fragment")  # the button now says "Learn again"
     if shown is None:
         st.caption("It trains here, on this computer, in about five to ten seconds.")
         return
@@ -157,24 +157,20 @@ def run_lesson(digits: np.ndarray, labels: np.ndarray) -> bool:
 
 
 def draw_lesson(box, frame: dict, digits: np.ndarray, labels: np.ndarray) -> None:
+    # A key per frame: two frames' figures can be the same (the guesses), and one run may
+    # not draw an element twice under one id.
+    n = len(frame["seconds"])
     with box:
         right = int(np.sum(frame["probs"].argmax(axis=1) == labels))
         a, b = st.columns(2)
         a.metric("Practice exam read right", f"{frame['accuracy'][-1]:.1%}")
         b.metric("Seconds of learning", f"{frame['seconds'][-1]:.1f}")
-        st.plotly_chart(
-            figs.accuracy_curve(frame["seconds"], frame["accuracy"], 0.97),
-            key=f"tour_curve_{len(frame['seconds'])}",
-        )
+        curve = figs.accuracy_curve(frame["seconds"], frame["accuracy"], 0.97)
+        st.plotly_chart(curve, key=f"tour_curve_{n}")
         st.markdown(f"**The same ten digits, as it reads them now: {right} of 10 right**")
-        st.plotly_chart(
-            figs.guesses(digits, labels, frame["probs"]),
-            key=f"tour_guesses_{len(frame['seconds'])}",
-        )
+        st.plotly_chart(figs.guesses(digits, labels, frame["probs"]), key=f"tour_guesses_{n}")
         st.markdown("**What 16 of its first neurons look for** (red: ink here raises the score)")
-        st.plotly_chart(
-            figs.weight_pictures(frame["pictures"]), key=f"tour_pictures_{len(frame['seconds'])}"
-        )
+        st.plotly_chart(figs.weight_pictures(frame["pictures"]), key=f"tour_pictures_{n}")
         if frame.get("done"):
             st.success(
                 "Done. The practice exam is 5,000 digits it never learned from.",
@@ -193,6 +189,11 @@ def your_turn() -> None:
             return
         probs = page.mlp().predict_proba(mine[None, :, :, None])[0]
         best = int(np.argmax(probs))
+        seen = novelty.check(mine)
+        if not seen.looks_like_digit:  # a network names a digit for anything it is shown
+            st.markdown("## That doesn't look like a digit")
+            st.markdown(f"To the network's eyes, {seen.reason}. Its closest guess: {best}.")
+            return
         sure = "sure" if probs[best] >= 0.6 else "not very sure"
         st.markdown(f"## It reads **{best}**, {probs[best]:.0%} {sure}")
         st.plotly_chart(
