@@ -32,6 +32,10 @@ def shown(at: AppTest) -> str:
     return at.header[0].value
 
 
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
 def words(at: AppTest) -> str:
     return " ".join(m.value for m in at.markdown).lower()
 
@@ -77,7 +81,7 @@ def test_the_live_lesson_on_the_page_learns_and_waits_for_another_screen(app, mo
     monkeypatch.setattr(tour, "LIVE", tour.LIVE.replace(train_size=4000, epochs=1))
     app.query_params["step"] = "4"
     app.switch_page("views/tour.py").run()
-    app.button(key="tour_learn").click().run()
+    button(app, "Start learning").click().run()
     assert shown(app) == TITLES[3]
     read_right = next(m for m in app.metric if m.label == "Practice exam read right")
     assert float(read_right.value.rstrip("%")) > 60
@@ -86,7 +90,7 @@ def test_the_live_lesson_on_the_page_learns_and_waits_for_another_screen(app, mo
     monkeypatch.setattr(page, "LESSON_WAIT", 0.2)
     assert page.LESSON.acquire(timeout=5)
     try:
-        app.button(key="tour_learn").click().run()
+        button(app, "Learn again from scratch").click().run()
     finally:
         page.LESSON.release()
     assert any("Another screen is still learning" in w.value for w in app.warning)

@@ -116,12 +116,18 @@ def live() -> None:
     )
     digits, labels = tour.watched(data)
     shown = st.session_state.get("tour_live")
-    label = "Start learning" if shown is None else "Learn again from scratch"
-    start = st.button(label, icon=":material/play_arrow:", type="primary", key="tour_learn")
-    if start and run_lesson(digits, labels):
-        st.rerun(scope="fragment")  # the button now says "Learn again"
+    slot = st.empty()
+    again = "Learn again from scratch", ":material/replay:"
     if shown is None:
-        st.caption("It trains here, on this computer, in about five to ten seconds.")
+        start = slot.button("Start learning", icon=":material/play_arrow:", type="primary")
+    else:
+        start = slot.button(*again, type="primary")
+    if start and run_lesson(digits, labels):
+        if shown is None:  # the button that started it now offers to start again
+            slot.button(*again, type="primary")
+        return
+    if shown is None:
+        st.caption("It trains here, on this computer, in a few seconds.")
         return
     draw_lesson(st.container(), shown, digits, labels)
 
