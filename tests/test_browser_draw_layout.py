@@ -16,6 +16,11 @@ from tests.test_browser_draw import ANSWER, stroke
 
 VERDICT = ".st-key-draw_verdict"  # the answer itself: the digit and how sure
 CANVAS_TOOLBAR = ["Update the app with this drawing", "Undo", "Redo", "Reset canvas & history"]
+# True while any canvas's own toolbar shows: it would on hover or with keyboard focus in it.
+TOOLBAR_SHOWN = """() => [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]
+    .map((host) => host.shadowRoot?.querySelector('.dc-toolbar')).filter(Boolean)
+    .some((bar) => getComputedStyle(bar).display !== 'none'
+        && (bar.matches(':focus-within') || bar.matches(':hover')))"""
 # The main area's scroll offset: the answer must be in view without scrolling to it.
 SCROLLED = "() => document.querySelector('[data-testid=stMain]')?.scrollTop ?? 0"
 
@@ -63,6 +68,7 @@ def in_view(box, viewport) -> bool:
 def assert_the_toolbar_is_hidden(page, canvas) -> None:
     """With the pointer over the canvas, where its toolbar would show, none of it shows."""
     page.mouse.move(canvas["x"] + canvas["width"] - 20, canvas["y"] + 10)
+    assert not page.evaluate(TOOLBAR_SHOWN)
     for name in CANVAS_TOOLBAR:
         expect(page.get_by_role("button", name=name, exact=True)).to_be_hidden()
     # The page's own: exactly one way to undo, one to clear.
@@ -72,9 +78,7 @@ def assert_the_toolbar_is_hidden(page, canvas) -> None:
     ):
         buttons = page.get_by_role("button", name=re.compile(pattern, re.I)).all()
         shown = [
-            b.inner_text() or b.get_attribute("aria-label") or b.evaluate("b => b.outerHTML")
-            for b in buttons
-            if b.is_visible()
+            b.inner_text() or b.get_attribute("aria-label") or "" for b in buttons if b.is_visible()
         ]
         assert len(shown) == 1 and shown[0].endswith(own), shown  # after its icon's name
 
@@ -89,6 +93,18 @@ def test_on_a_projector_with_the_sidebar_open_the_answer_is_beside_the_canvas(ap
         expect(sidebar).to_be_visible()
         bar = sidebar.bounding_box()
         assert bar["x"] == 0 and bar["width"] > 200, bar  # open, beside the page
+        # Icons from the Material font, not emoji that need a font of their own.
+        assert page.locator("h1").first.inner_text() == "Draw a digit"
+        icons = page.locator(".st-key-draw_source [data-testid=stIconMaterial]")
+        assert [i.inner_text() for i in icons.all()] == ["draw", "photo_camera"]
+        # Tabbing through the page with the keyboard never shows the canvas's toolbar.
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            assert not page.evaluate(TOOLBAR_SHOWN)
+            if page.evaluate("() => document.activeElement?.innerText?.endsWith('Clear')"):
+                break
+        else:
+            pytest.fail("Tab never reached the page's Clear button")
         assert_the_toolbar_is_hidden(page, canvas)
         rng = np.random.default_rng(1)
         stroke(page, canvas, [(0.63, 0.2), (0.55, 0.5), (0.45, 0.85)], rng)
