@@ -47,6 +47,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "About 99.2 % in a minute.",
         "config": {"epochs": 60, **AUGMENT},
     },
+    "mlp-fast": {
+        "about": "The mlp preset's network and augmentation with batch normalisation after "
+        "each hidden layer, which lets it learn twice as fast, for 20 epochs instead of 60: "
+        "99.1 % in a third of the time.",
+        "config": {"batchnorm": True, "lr": 2.0, "epochs": 20, **AUGMENT},
+    },
     "cnn": {
         "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "
         "128), batch normalisation, dropout and the same augmentation: 99.4-99.5 % in under "
