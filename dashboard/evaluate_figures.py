@@ -377,11 +377,11 @@ def examples_grid(
     pick: int | None = None,
 ) -> go.Figure:
     """The uint8 test images at indices `shown`, each captioned "true→read as confidence" in
-    blue when read right, and in orange after a cross when not; test image `pick` is
+    blue when read right, and in orange followed by a cross when not; test image `pick` is
     outlined. A click on a tile reports its test index."""
     captions = [
-        f"{'' if labels[i] == predictions[i] else WRONG_MARK}"
         f"{_short(names[labels[i]])}→{_short(names[predictions[i]])} {confidence[i]:.0%}"
+        f"{'' if labels[i] == predictions[i] else ' ' + WRONG_MARK.strip()}"
         for i in shown
     ]
     hover = [

@@ -318,7 +318,7 @@ def test_the_examples_grid_captions_colours_and_outlines_the_picked_test_images(
     assert_a_clean_grid(figure, boxes, 8)
     for i, caption in zip(shown, figure.layout.annotations, strict=True):
         true, read = result.labels[i], result.predictions[i]
-        assert caption.text == f"✗ {true}→{read} {result.confidence[i]:.0%}"  # not colour alone
+        assert caption.text == f"{true}→{read} {result.confidence[i]:.0%} ✗"  # not colour alone
         assert caption.font.color == evaluate_figures.WRONG_INK  # all mistakes here
     (outline,) = figure.layout.shapes
     top, left, bottom, right = boxes[5]
