@@ -43,9 +43,12 @@ def effects_figure(
     kinds: Mapping[str, str] | None = None,
     cols: int = 3,
     row_height: int = 300,
+    text_scale: float = 1.0,
 ) -> go.Figure | None:
     """`metric` against each varied setting of `table` (parameter_effects' table), one small
-    chart each; None when there is no setting to draw."""
+    chart each; None when there is no setting to draw. `text_scale` enlarges its text (1.5 for
+    presentation mode: these sizes are fixed, so the page's own scaling misses them)."""
+    tick_px, title_px = round(TICK_PX * text_scale), round(TITLE_PX * text_scale)
     settings = list(settings or [c for c in table.columns if c not in (*RUN_COLUMNS, metric)])
     if table.empty or not settings:
         return None
@@ -122,24 +125,28 @@ def effects_figure(
                 )
             elif axis_type == "log":
                 fig.update_xaxes(dtick=1, exponentformat="power", row=row + 1, col=col + 1)
-    fig.update_xaxes(tickfont=dict(size=TICK_PX), automargin=True)
-    fig.update_yaxes(tickfont=dict(size=TICK_PX), tickformat=tick_format, automargin=True)
+    fig.update_xaxes(tickfont=dict(size=tick_px), automargin=True)
+    fig.update_yaxes(tickfont=dict(size=tick_px), tickformat=tick_format, automargin=True)
     for r in range(1, rows + 1):
-        fig.update_yaxes(title=dict(text=label, font=dict(size=TICK_PX)), row=r, col=1)
-    fig.update_annotations(font=dict(size=TITLE_PX))  # the subplot titles
+        fig.update_yaxes(title=dict(text=label, font=dict(size=tick_px)), row=r, col=1)
+    fig.update_annotations(font=dict(size=title_px))  # the subplot titles
     fig.update_layout(
         height=rows * row_height + 40,
         margin=dict(l=10, r=10, t=40, b=10),
-        font=dict(size=TICK_PX),
-        hoverlabel=dict(font=dict(size=TICK_PX)),
+        font=dict(size=tick_px),
+        hoverlabel=dict(font=dict(size=tick_px)),
         showlegend=False,
     )
     return fig
 
 
-def ranking_figure(ranking: pd.DataFrame, bar_px: int = 44) -> go.Figure | None:
+def ranking_figure(
+    ranking: pd.DataFrame, bar_px: int = 44, text_scale: float = 1.0
+) -> go.Figure | None:
     """Each setting's share explained (parameter_effects' ranking) as horizontal bars, most
-    important at the top, labelled in percent; None when there is no setting."""
+    important at the top, labelled in percent; None when there is no setting. `text_scale`
+    enlarges its text, as for effects_figure."""
+    tick_px = round(TICK_PX * text_scale)
     if ranking.empty:
         return None
     shares = ranking["share"].tolist()
@@ -161,7 +168,7 @@ def ranking_figure(ranking: pd.DataFrame, bar_px: int = 44) -> go.Figure | None:
             text=texts,
             textposition="outside",
             cliponaxis=False,
-            textfont=dict(size=TICK_PX),
+            textfont=dict(size=tick_px),
             customdata=list(
                 zip(
                     ranking["values"],
@@ -182,15 +189,15 @@ def ranking_figure(ranking: pd.DataFrame, bar_px: int = 44) -> go.Figure | None:
         range=[0, 1.2],  # room for the label beside a bar of 100%
         tickvals=[0, 0.25, 0.5, 0.75, 1.0],
         tickformat=".0%",
-        title=dict(text="share of the differences explained", font=dict(size=TICK_PX)),
-        tickfont=dict(size=TICK_PX),
+        title=dict(text="share of the differences explained", font=dict(size=tick_px)),
+        tickfont=dict(size=tick_px),
     )
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=TICK_PX), automargin=True)
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=tick_px), automargin=True)
     fig.update_layout(
         height=len(ranking) * bar_px + 90,
         margin=dict(l=10, r=10, t=10, b=10),
-        font=dict(size=TICK_PX),
-        hoverlabel=dict(font=dict(size=TICK_PX)),
+        font=dict(size=tick_px),
+        hoverlabel=dict(font=dict(size=tick_px)),
         showlegend=False,
     )
     return fig

@@ -29,7 +29,9 @@ html {{ font-size: {SCALE * 100:g}%; }}
 .modebar-container {{ display: none !important; }}
 [data-testid="stCaptionContainer"] {{ opacity: 1 !important; color: inherit !important; }}
 .js-plotly-plot :is(.xtick, .ytick, .g-xtitle, .g-ytitle, .legendtext, .gtitle, .cbaxis) text,
-.js-plotly-plot :is(.legendtext, .gtitle) {{ fill: currentColor !important; }}
+.js-plotly-plot :is(.legendtext, .gtitle, .slider-current-value) {{
+  fill: currentColor !important;
+}}
 </style>
 """
 
@@ -80,6 +82,11 @@ def _short_form() -> bool:
 def is_on() -> bool:
     """Whether presentation mode is on in this browser session."""
     return bool(st.session_state.get(KEY, False))
+
+
+def text_scale() -> float:
+    """How much to enlarge text whose size a figure fixes in px: SCALE when the mode is on."""
+    return SCALE if is_on() else 1.0
 
 
 def apply() -> bool:

@@ -75,13 +75,18 @@ REPLAY_LABEL = "#808495"  # the frame's name over the slider: readable on light 
 
 
 def replay_figure(
-    replay: Replay, cols: int | None = None, tile_px: int = 44, frame_ms: int = 600
+    replay: Replay,
+    cols: int | None = None,
+    tile_px: int = 44,
+    frame_ms: int = 600,
+    text_scale: float = 1.0,
 ) -> go.Figure:
     """The first layer's units frame by frame, played in the browser: Play and Pause, and a
     slider that follows the frames and can be dragged through them.
 
     Each frame is one heatmap of the tiled units as uint8 (0: the gap between tiles, 1-255:
     the weights on that frame's own scale, 128 at zero), so a frame weighs a byte a pixel.
+    `text_scale` enlarges the moment's name over the slider (1.5 in presentation mode).
     """
     frames, units, h, w = replay.weights.shape
     cols = cols or min(units, 8 if replay.layer == "dense" else 16)
@@ -117,7 +122,7 @@ def replay_figure(
     width = max(cols * tile_px + 110, 420)  # room for the colour bar, and for the controls
     figure.update_layout(
         updatemenus=[_play_pause(frame_ms)],
-        sliders=[_frame_slider(replay.labels)],
+        sliders=[_frame_slider(replay.labels, round(15 * text_scale))],
         width=width,
         height=int(max(rows * tile_px * (h + 1) / (w + 1), 120) + 130),
         margin=dict(l=0, r=0, t=8, b=122),  # the buttons, and the slider under them
@@ -155,13 +160,13 @@ def _play_pause(frame_ms: int) -> dict[str, Any]:
         pad=dict(t=10),
         showactive=False,
         buttons=[
-            dict(label="▶ Play", method="animate", args=[None, dict(play, fromcurrent=True)]),
-            dict(label="❚❚ Pause", method="animate", args=[[None], STILL]),
+            dict(label="Play", method="animate", args=[None, dict(play, fromcurrent=True)]),
+            dict(label="Pause", method="animate", args=[[None], STILL]),
         ],
     )
 
 
-def _frame_slider(labels: Sequence[str]) -> dict[str, Any]:
+def _frame_slider(labels: Sequence[str], label_px: int = 15) -> dict[str, Any]:
     """A slider with a step per frame, under the buttons; it moves with the animation and
     shows the frame's label above it."""
     return dict(
@@ -172,7 +177,7 @@ def _frame_slider(labels: Sequence[str]) -> dict[str, Any]:
         yanchor="top",
         pad=dict(t=50, r=10),
         # Its own colour: it would take the step labels' see-through one.
-        currentvalue=dict(prefix="", font=dict(size=15, color=REPLAY_LABEL)),
+        currentvalue=dict(prefix="", font=dict(size=label_px, color=REPLAY_LABEL)),
         font=dict(color=REPLAY_GAP),  # a label per step would overlap: only the current shows
         ticklen=3,
         transition=dict(duration=0),

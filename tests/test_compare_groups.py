@@ -111,3 +111,10 @@ def test_a_log_axis_with_few_values_labels_each(seeds):
     assert fig.layout.xaxis.type == "log"
     assert list(fig.layout.xaxis.tickvals) == [0.1, 1.0]
     assert list(fig.layout.xaxis.ticktext) == ["0.1", "1"]
+
+
+def test_group_curves_text_grows_with_presentation_mode_s_scale():
+    epochs = [[{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7}]]
+    plain = compare_figures.group_curves_figure([("a", epochs)], ["#0072B2"])
+    large = compare_figures.group_curves_figure([("a", epochs)], ["#0072B2"], text_scale=1.5)
+    assert plain.layout.font.size == 15 and large.layout.font.size == 22

@@ -229,3 +229,18 @@ def test_ranking_figure_labels_the_shares_in_percent(sweep):
     assert bars.text[1].endswith("%")
     assert fig.layout.yaxis.autorange == "reversed"  # the most important at the top
     assert fig.layout.xaxis.tickformat == ".0%" and fig.layout.xaxis.tickfont.size >= TICK_PX
+
+
+def test_presentation_mode_enlarges_the_fixed_size_text_by_its_scale(store):
+    runs = [
+        finished(store, BASE.replace(optimizer=o), a) for o, a in (("sgd", 0.9), ("adam", 0.95))
+    ]
+    result = effects.parameter_effects(runs, "test_accuracy")
+    for build in (
+        lambda scale: effects_figure(result.table, result.metric, text_scale=scale),
+        lambda scale: ranking_figure(result.ranking, text_scale=scale),
+    ):
+        plain, large = build(1.0), build(1.5)
+        assert plain.layout.xaxis.tickfont.size == TICK_PX
+        assert large.layout.xaxis.tickfont.size == round(1.5 * TICK_PX) >= 16
+        assert large.layout.font.size == round(1.5 * TICK_PX)

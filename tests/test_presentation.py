@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import plotly.io as pio
 import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 
-from dashboard import presentation
+from core.replay import Replay
+from dashboard import presentation, weights_figures
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,3 +111,25 @@ def test_one_session_on_leaves_another_session_and_plotly_alone():
     assert styled(on) and not styled(off)
     assert off.toggle(key=presentation.KEY).value is False
     assert pio.templates.default == template
+
+
+def test_text_scale_follows_the_mode():
+    at = app("true")
+    assert at.session_state[presentation.KEY] is True
+    assert presentation.SCALE >= 1.5
+
+
+def test_the_replay_buttons_are_words_that_need_no_symbol_font():
+    rng = np.random.default_rng(0)
+    replay = Replay(
+        layer="dense",
+        weights=rng.normal(size=(2, 3, 4, 4)).astype(np.float16),
+        units=np.arange(3),
+        layer_units=3,
+        labels=("untrained", "epoch 1"),
+        val_accuracy=np.array([np.nan, 0.9]),
+    )
+    figure = weights_figures.replay_figure(replay, text_scale=1.5)
+    labels = [b.label for b in figure.layout.updatemenus[0].buttons]
+    assert labels == ["Play", "Pause"]
+    assert figure.layout.sliders[0].currentvalue.font.size == 22

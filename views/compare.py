@@ -12,7 +12,15 @@ from core import effects
 from core.groups import METRICS, differing, group_runs, verdict
 from core.groups import describe as describe_group
 from core.runs import STATUSES, Run, RunStore, StoreError
-from dashboard import compare, compare_figures, compare_widgets, effects_figures, grids, state
+from dashboard import (
+    compare,
+    compare_figures,
+    compare_widgets,
+    effects_figures,
+    grids,
+    presentation,
+    state,
+)
 from dashboard.compare import FILTERS, SELECTED, VISIBLE, X_AXIS
 
 CONFIRM = "compare_confirm_delete"  # the runs Delete was pressed for, awaiting Yes
@@ -153,6 +161,7 @@ def groups_tab(store: RunStore, shown: list[Run]) -> None:
         compare_figures.group_curves_figure(
             [(name_a, [epochs[i] for i in a.ids]), (name_b, [epochs[i] for i in b.ids])],
             (effects_figures.BLUE, effects_figures.VERMILLION),
+            text_scale=presentation.text_scale(),
         ),
         config=grids.CHART_CONFIG,
     )
@@ -167,8 +176,10 @@ def effects_tab(shown: list[Run]) -> None:
     if fx.left_out_text:
         st.caption(fx.left_out_text + ".")
     figures = (
-        effects_figures.ranking_figure(fx.ranking),
-        effects_figures.effects_figure(fx.table, fx.metric, kinds=fx.kinds),
+        effects_figures.ranking_figure(fx.ranking, text_scale=presentation.text_scale()),
+        effects_figures.effects_figure(
+            fx.table, fx.metric, kinds=fx.kinds, text_scale=presentation.text_scale()
+        ),
     )
     for figure in figures:
         if figure is not None:

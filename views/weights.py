@@ -14,7 +14,7 @@ from core.data import Dataset
 from core.losses import softmax
 from core.model import Model, ModelFileError
 from core.runs import Run
-from dashboard import computed, images, state, weights_figures
+from dashboard import computed, images, presentation, state, weights_figures
 from dashboard.grids import CHART_CONFIG, CLICKABLE, selected_custom
 
 SIGNED = ("tanh", "leaky_relu")  # activations that can be negative
@@ -139,7 +139,11 @@ def replay_tab(choice: state.ModelChoice, run: Run | None) -> None:
         f"Press **Play** to watch the {what} form: from the random start, after the first "
         "1, 2, 4, … batches, then epoch by epoch. **Pause** and drag the slider to any moment."
     )
-    figure = weights_figures.replay_figure(frames, tile_px=56 if frames.layer == "dense" else 40)
+    figure = weights_figures.replay_figure(
+        frames,
+        tile_px=56 if frames.layer == "dense" else 40,
+        text_scale=presentation.text_scale(),
+    )
     st.plotly_chart(figure, key="weights_replay", config=CHART_CONFIG, width="content")
     st.caption(weights_figures.replay_caption(frames.layer, len(frames.units), frames.layer_units))
 
