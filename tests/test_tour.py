@@ -74,6 +74,10 @@ def test_a_link_to_a_step_opens_it(app):
     app.switch_page("views/tour.py").run()
     assert shown(app) == TITLES[6]
     assert "filter" in words(app)
+    app.slider(key="tour_where").set_value(0).run()
+    assert "added up, make" in words(app)
+    button(app, "Slide it all the way").click().run()
+    assert shown(app) == TITLES[6]
 
 
 def test_the_live_lesson_on_the_page_learns_and_waits_for_another_screen(app, monkeypatch):

@@ -244,6 +244,18 @@ def further() -> None:
     if image is None:
         image = page.example(data, 2)
         st.caption("Draw a digit on the “Your turn” step to see it here; this is a test digit.")
+    sliding(model, image)
+    st.markdown("**Then each layer's output for this digit**, from the picture to the answer:")
+    for i, s in enumerate(tour.stages(model, image)):
+        last = s.values.ndim == 1 and len(s.values) == 10
+        st.plotly_chart(
+            figs.stage(s.values, s.title, names if last else None), key=f"tour_stage_{i}"
+        )
+
+
+@st.fragment
+def sliding(model, image: np.ndarray) -> None:
+    """The filter picker, where it is, and a button that slides it all the way."""
     kernels, biases = tour.first_filters(model)
     f = st.segmented_control(
         "Filter",
@@ -253,7 +265,7 @@ def further() -> None:
         key="tour_filter",
         format_func=lambda i: f"{i + 1}",
     )
-    fmap = tour.feature_map(model, image, int(f))
+    kernel, fmap = kernels[int(f)], tour.feature_map(model, image, int(f))
     side = fmap.shape[0]
     where = st.slider(
         "Where the filter is (left to right, top to bottom)",
@@ -262,19 +274,19 @@ def further() -> None:
         value=side * side // 2,
         key="tour_where",
     )
+    play = st.button("Slide it all the way", icon=":material/play_arrow:", key="tour_play")
+    board = st.empty()
     row, col = divmod(where, side)
-    st.plotly_chart(figs.slide(image, kernels[int(f)], fmap, row, col), key="tour_slide")
-    window = image[row : row + 3, col : col + 3]
-    total = float((window * kernels[int(f)]).sum() + biases[int(f)])
+    if play:  # a row at a time, so the new picture fills in as the class watches
+        for r in range(side):
+            board.plotly_chart(figs.slide(image, kernel, fmap, r, side - 1), key=f"tour_row_{r}")
+            time.sleep(0.15)
+        return
+    board.plotly_chart(figs.slide(image, kernel, fmap, row, col), key="tour_slide")
+    total = float((image[row : row + 3, col : col + 3] * kernel).sum() + biases[int(f)])
     st.markdown(
         f"Here: the 9 squares times the filter's 9 numbers, added up, make **{total:.2f}**."
     )
-    st.markdown("**Then each layer's output for this digit**, from the picture to the answer:")
-    for i, s in enumerate(tour.stages(model, image)):
-        last = s.values.ndim == 1 and len(s.values) == 10
-        st.plotly_chart(
-            figs.stage(s.values, s.title, names if last else None), key=f"tour_stage_{i}"
-        )
 
 
 STEP_PAGES = (numbers, neuron, chances, live, your_turn, wrong, further)
