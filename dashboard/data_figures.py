@@ -149,8 +149,12 @@ def pca_figure(
                     marker=dict(size=size, color=INVISIBLE, line=dict(color=color, width=width)),
                 )
             )
-    fig.update_xaxes(title_text=f"first principal component ({explained[0]:.0%} of the variance)")
-    fig.update_yaxes(title_text=f"second principal component ({explained[1]:.0%})")
+    # Plain words first; the statistician's name (principal component) after them.
+    fig.update_xaxes(
+        title_text="the biggest difference between the images "
+        f"({explained[0]:.0%} of all their differences) · principal component 1"
+    )
+    fig.update_yaxes(title_text=f"the next biggest ({explained[1]:.0%}) · principal component 2")
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=36, b=10),  # the top margin keeps the mode bar off the legend

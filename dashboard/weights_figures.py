@@ -436,6 +436,42 @@ def activation_figure(values: np.ndarray, signed: bool = False) -> go.Figure:
 
 # Words
 
+# What each kind of layer does, for someone who has never heard its name. The exact name
+# (an engineer's "Max-pool 1 (13 × 13 × 16)") follows the plain words, never replaces them.
+_DOES = {
+    "relu": "negatives set to zero",
+    "leaky_relu": "negatives shrunk, not zeroed",
+    "tanh": "squeezed between −1 and 1",
+    "sigmoid": "squeezed between 0 and 1",
+    "maxpool2d": "shrunk, keeping each patch's strongest value",
+    "batchnorm": "rescaled to a steady range",
+    "dropout": "some switched off at random while training",
+    "flatten": "laid out as one list",
+}
+
+
+def plain_shape(shape: Sequence[int]) -> str:
+    """A layer's output size in words: "16 pictures of 13×13", or "128 numbers"."""
+    if len(shape) == 3:
+        h, w, c = shape
+        return f"{c} picture{'s' if c != 1 else ''} of {h}×{w}"
+    return f"{math.prod(shape)} numbers"
+
+
+def plain_title(info: analysis.LayerInfo) -> str:
+    """A layer in plain words first, then its exact name: "128 neurons, each weighing all 784
+    inputs · Dense 1 (784 → 128)"."""
+    kind, shape = info.kind, info.output_shape
+    if kind == "dense":
+        words = f"{shape[-1]} neurons, each weighing all its inputs"
+    elif kind == "conv2d":
+        words = f"{shape[-1]} small pattern detectors slid over the picture"
+    elif kind in _DOES:
+        words = f"{plain_shape(shape)}, {_DOES[kind]}"
+    else:
+        words = plain_shape(shape)
+    return f"{words[0].upper()}{words[1:]} · {info.title}"
+
 
 def snapshot_caption(moment: Moment, val_accuracy: float | None, best_epoch: int | None) -> str:
     """What the weights at `moment` are: random, or after so much training, and how good."""

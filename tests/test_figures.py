@@ -624,3 +624,26 @@ def test_a_group_of_picked_dots_shows_their_digits(rng):
     assert_a_clean_grid(figure, tile_boxes(figure, np.stack(colored)), 8)
     assert [a.text for a in figure.layout.annotations] == ["1", "7", "7"]
     assert trace(figure, "tiles").hovertext[1] == "test image #17: a 7, read as 1"
+
+
+def test_layer_titles_say_what_a_layer_does_before_its_exact_name():
+    layers = [
+        {"type": "conv2d", "filters": 2},
+        {"type": "maxpool2d"},
+        {"type": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 8},
+    ]
+    model = Model({"input_shape": [28, 28, 1], "layers": layers})
+    titles = [weights_figures.plain_title(i) for i in analysis.describe_layers(model)]
+    exact = [i.title for i in analysis.describe_layers(model)]
+    for title, name in zip(titles, exact, strict=True):
+        words, _, tail = title.partition(" · ")
+        assert tail == name and words and not words[0].islower()  # plain words, then the name
+    joined = " ".join(titles)
+    assert "2 small pattern detectors slid over the picture · Convolution 1" in joined
+    assert "2 pictures of 14×14, shrunk, keeping each patch's strongest value · Max-pool 1" in (
+        joined
+    )
+    assert "negatives set to zero · ReLU" in joined
+    assert "8 neurons, each weighing all its inputs · Dense 1" in joined

@@ -259,10 +259,10 @@ def test_weights_of_the_shipped_mlp(mnist):
     shown = [m.value for m in at.metric]
     assert shown == [f"{len(d.dead)} of {d.units} neurons" for d in dead]
     histograms = figure(at, "weights_histograms")
-    assert {t["name"] for t in histograms["data"]} == {
-        "Dense 1 (784 → 128)",
-        "Dense 2 (128 → 64)",
-        "Dense 3 (64 → 10)",
+    assert {t["name"] for t in histograms["data"]} == {  # plain words, then the exact name
+        "128 neurons, each weighing all its inputs · Dense 1 (784 → 128)",
+        "64 neurons, each weighing all its inputs · Dense 2 (128 → 64)",
+        "10 neurons, each weighing all its inputs · Dense 3 (64 → 10)",
     }
     matrices = [c.key for c in at.get("plotly_chart") if c.key.startswith("weights_matrix_")]
     assert matrices == ["weights_matrix_3", "weights_matrix_5"]  # the layers after the first
@@ -416,7 +416,7 @@ def test_data_map_of_a_hidden_layer(tiny, mnist):
     explained = figure(at, "data_map")["layout"]["xaxis"]["title"]["text"]
     rows = subset(np.arange(10_000), mnist.test_labels, 2000, seed=0)
     _, share = analysis.pca_2d(mnist.test_images[rows].reshape(2000, -1) / 255)
-    assert f"({share[0]:.0%} of the variance)" in explained
+    assert f"({share[0]:.0%} of all their differences)" in explained
 
 
 # Responsiveness

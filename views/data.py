@@ -11,6 +11,7 @@ from core.data import Dataset
 from core.model import Model
 from dashboard import computed, data_figures, images, state
 from dashboard.grids import CHART_CONFIG
+from dashboard.weights_figures import plain_title
 
 PER_CLASS = 12  # sample images shown per class
 MAX_SHOWN = 40  # selected digits shown beside the map
@@ -87,19 +88,20 @@ def map_tab(
     noun: str,
 ) -> None:
     hidden = analysis.activation_layers(model)[:-1]
-    titles = {info.index: info.title for info in analysis.describe_layers(model)}
+    titles = {info.index: plain_title(info) for info in analysis.describe_layers(model)}
     options = [None, *hidden]
     layer = st.selectbox(
         "Map the digits as seen by",
         options,
         index=len(options) - 1,
         format_func=lambda i: (
-            "the raw pixels (before the network)" if i is None else f"hidden layer {titles[i]}"
+            "the raw pixels (before the network)" if i is None else f"inside: {titles[i]}"
         ),
         key=f"data_map_layer_{choice.key}",
         persist_state="session",
         help="Each test image becomes the list of numbers this layer outputs for it; the map "
-        "squeezes those lists down to two dimensions (PCA) so they can be drawn.",
+        "squeezes those long lists down to two numbers, the two directions along which the "
+        "images differ most, so they can be drawn (principal component analysis, PCA).",
     )
     coords, explained, predictions = computed.layer_map(
         state.file_key(choice.path), data_dir, layer

@@ -15,7 +15,7 @@ PAGE_SIZE = 40  # mistakes per page of the viewer: 5 rows of 8
 DAMAGE = {
     "rotate": ("Rotation", "rotation (degrees, either way)", "{:g}°"),
     "shift": ("Shift", "shift (pixels, in a random direction)", "{:g} px"),
-    "noise": ("Noise", "noise (standard deviation of the added pixel noise)", "{:g}"),
+    "noise": ("Noise", "noise (how strong the random speckle is: its standard deviation)", "{:g}"),
 }
 
 
@@ -75,8 +75,9 @@ def mistakes_tab(
             **CLICKABLE,
         )
         st.caption(
-            f"Rows: the true {noun}. Columns: what the network read. Green: read right; "
-            "red: mistakes, darker for more. **Click a cell** to see its images."
+            f"Rows: the true {noun}. Columns: what the network read. Each number counts test "
+            "images. On the diagonal (green): read right; elsewhere (red): mistakes, darker for "
+            "more. **Click a cell** to see its images."
         )
     with right:
         picked = analysis.select_examples(
@@ -132,16 +133,17 @@ def scores_tab(cm: np.ndarray, names: list[str], noun: str) -> None:
     )
     st.dataframe(table, hide_index=True, column_config=percent)
     st.caption(
-        f"**Recall**: of all the real {noun}s of a class, the share it found. "
-        f"**Precision**: of everything it called that class, the share that really was. "
-        "**F1** balances the two (their harmonic mean)."
+        f"**Found** (recall): of all the real {noun}s of a class, the share it found. "
+        f"**Right when it says so** (precision): of everything it called that class, the share "
+        "that really was. **F1** is one score for both (their harmonic mean)."
     )
 
 
 def confidence_tab(result: Evaluation) -> None:
     st.markdown(
-        "A network can be allowed to say **“I'm not sure”**: below a confidence threshold it "
-        "abstains and a person checks the image instead."
+        "A network can be allowed to say **“I'm not sure”**: when it is less sure than a "
+        "chosen level (the *confidence threshold*) it gives no answer, and a person checks the "
+        "image instead."
     )
     percent = st.slider(
         "Answer only when at least this sure (%)",
@@ -150,7 +152,7 @@ def confidence_tab(result: Evaluation) -> None:
         value=90,
         key="eval_threshold",
         persist_state="session",
-        help="Confidence is the probability the model gives its top answer.",
+        help="How sure it is: the chance it gives its top answer (its *confidence*).",
     )
     threshold = percent / 100
     correct = result.predictions == result.labels

@@ -57,7 +57,8 @@ def pick_moment(
             key=f"weights_epoch_{choice.key}",
             persist_state="session",
             help="The weights as they were at the random start, after the first 1, 2, 4, … "
-            "batches, and after each epoch of training.",
+            "batches (a batch is a handful of images the network learns from at once), and "
+            "after each epoch (one pass over all the training images).",
         )
     if choice.run_id is None:
         st.info(
@@ -111,8 +112,8 @@ def neurons_tab(shown: Shown) -> None:
         st.metric(
             "Bias",
             f"{biases[neuron]:+.3f}",
-            help="Added to the weighted sum of the pixels before the activation: a negative "
-            "bias makes the neuron harder to excite.",
+            help="A number the neuron adds to its weighted sum of the pixels before passing "
+            "it on: a negative bias makes the neuron harder to excite.",
         )
         top, drive = computed.strongest(shown.key, shown.data_dir, neuron)
         figure = weights_figures.strongest_grid(data.test_images, top, drive)
@@ -175,9 +176,10 @@ def first_filters(shown: Shown) -> None:
         return
     layer = net.layers[conv]
     st.markdown(
-        f"The first layer of this convolutional network is **{shown.titles[conv]}**. Each "
-        "filter is a tiny picture slid over the whole digit: it lights up wherever the image "
-        "looks like it (red: ink wanted, blue: no ink wanted)."
+        f"The first layer of this network is **{shown.titles[conv]}**. Each of these "
+        "filters is a tiny picture slid over the whole digit (that sliding is what makes the "
+        "network *convolutional*): it lights up wherever the image looks like it (red: ink "
+        "wanted, blue: no ink wanted)."
     )
     figure = weights_figures.conv_filters_figure(layer.params["W"], layer.params["b"], tile_px=72)
     st.plotly_chart(figure, key="weights_first_filters", config=CHART_CONFIG)
@@ -187,13 +189,13 @@ def first_filters(shown: Shown) -> None:
 def layers_tab(shown: Shown) -> None:
     net, titles = shown.net, shown.titles
     weighted = analysis.weighted_layers(net)
-    st.subheader("Weight and bias distributions")
+    st.subheader("How big the weights are, layer by layer")
     params = [(titles[i], net.layers[i].params["W"], net.layers[i].params["b"]) for i in weighted]
     st.plotly_chart(weights_figures.histogram_figure(params), key="weights_histograms")
     st.caption(
-        "How the values of each layer's weights (left) and biases (right) are spread. "
-        "Training typically widens them from the narrow random start."
-        + weights_figures.constant_bias_note(net, titles)
+        "How many weights (left) and biases (right; the number each neuron adds before "
+        "passing its sum on) have each value, layer by layer. Training typically spreads them "
+        "out from the narrow random start." + weights_figures.constant_bias_note(net, titles)
     )
     st.subheader("Neurons that never fire")
     dead_units(shown)
@@ -218,16 +220,18 @@ def dead_units(shown: Shown) -> None:
         st.info("This network has no hidden layer, so it has no hidden neurons to die.")
     elif not dead:
         st.info(
-            "This network uses no ReLU, so no neuron can get stuck at zero: "
-            f"{', '.join(kinds)} always lets something through."
+            "This network uses no ReLU (the step that turns negatives into zero), so no "
+            f"neuron can get stuck at zero: {', '.join(kinds)} always lets something through."
         )
     else:
         metrics = weights_figures.dead_metrics(net, dead, shown.titles)
         for column, metric in zip(st.columns(len(dead)), metrics, strict=True):
             column.metric(**metric)
         st.caption(
-            f"A ReLU unit that outputs zero for all {n_test:,} test images is **dead**: it "
-            "passes nothing on, and since its gradient is zero too, it no longer learns."
+            f"A neuron that outputs zero for all {n_test:,} test images is **dead**: it passes "
+            "nothing on, and since no correction flows back through it either (its gradient is "
+            "zero), it no longer learns. Only ReLU neurons, which turn negatives into zero, can "
+            "die this way."
         )
 
 
@@ -251,8 +255,9 @@ def activations_tab(shown: Shown) -> None:
         hidden = analysis.activation_layers(net)[:-1]
         if not hidden:
             st.info(
-                "This network has no hidden layer: each pixel is weighed directly into the "
-                "ten output scores, so the only activations are the probabilities."
+                "This network has no hidden layer (no layer between the pixels and the answer): "
+                "each pixel is weighed directly into the ten scores, so there is nothing to "
+                "show between them."
             )
         for i in hidden:
             st.markdown(f"**{shown.titles[i]}**")
@@ -260,8 +265,8 @@ def activations_tab(shown: Shown) -> None:
             st.plotly_chart(figure, key=f"weights_act_{i}", config=CHART_CONFIG)
         if hidden:
             st.caption(
-                "Each square is one neuron's output for this digit, brighter for stronger; the "
-                "last layer turns them into the probabilities on the left."
+                "Each square is what one neuron passes on for this digit (its *activation*), "
+                "brighter for stronger; the last layer turns them into the chances on the left."
             )
 
 
@@ -289,7 +294,7 @@ except (ModelFileError, OSError) as exc:
 if moment is not None:
     val, best = snapshot_meta.get("val_accuracy"), meta.get("best_epoch")
     st.caption(weights_figures.snapshot_caption(moment, val, best))
-titles = {info.index: info.title for info in analysis.describe_layers(net)}
+titles = {info.index: weights_figures.plain_title(info) for info in analysis.describe_layers(net)}
 shown = Shown(net, key, data, data_dir, names, titles)
 
 state.lazy_tabs(
