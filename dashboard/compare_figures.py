@@ -25,7 +25,14 @@ from dashboard.compare import (
 
 OTHER_COLOR = "rgba(140,140,140,0.45)"  # runs that are not selected
 TIME = "training time (s)"
-X_AXES = {"epoch": "epoch", "seconds": "wall-clock time since the run started (s)"}
+X_AXES = {
+    "epoch": "epoch (one pass over all the training images)",
+    "seconds": "time since the run started (seconds)",
+}
+
+
+# Lower is better; the exact measure (cross-entropy) after the plain words.
+LOSS_TITLE = "error, lower is better (cross-entropy loss)"
 
 
 def curves_figure(
@@ -45,7 +52,11 @@ def curves_figure(
     fig = make_subplots(
         rows=1,
         cols=3,
-        subplot_titles=("Validation accuracy", "Validation loss", "Training loss"),
+        subplot_titles=(
+            "Accuracy on images set aside (validation)",
+            "Error on images set aside (validation loss)",
+            "Error on the training images (training loss)",
+        ),
         horizontal_spacing=0.07,
     )
     x_key = "elapsed" if x == "seconds" else "epoch"
@@ -72,8 +83,8 @@ def curves_figure(
             )
     fig.update_xaxes(title_text=X_AXES[x])
     fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=1)
-    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=2)
-    fig.update_yaxes(title_text="cross-entropy loss", row=1, col=3)
+    fig.update_yaxes(title_text=LOSS_TITLE, row=1, col=2)
+    fig.update_yaxes(title_text=LOSS_TITLE, row=1, col=3)
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
@@ -255,7 +266,9 @@ def group_curves_figure(
         )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(
-        title_text="validation accuracy" if metric == "val_accuracy" else metric.replace("_", " "),
+        title_text="accuracy on images set aside (validation)"
+        if metric == "val_accuracy"
+        else metric.replace("_", " "),
         tickformat=".1%" if accuracy else None,
     )
     fig.update_layout(

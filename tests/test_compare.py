@@ -256,8 +256,12 @@ def test_curves_overlay_runs_in_one_colour_each(store, lr_runs):
     medium = [t for t in fig.data if t.legendgroup == str(runs[1].id)]
     assert list(medium[0].y) == [0.80, 0.86, 0.90] and list(medium[0].x) == [1, 2, 3]
     assert list(medium[2].y) == [2.0, 1.0, pytest.approx(2 / 3)]  # training loss
-    assert fig.layout.xaxis.title.text == "epoch" and fig.layout.yaxis.title.text == "accuracy"
-    assert fig.layout.yaxis2.title.text == fig.layout.yaxis3.title.text == "cross-entropy loss"
+    assert fig.layout.xaxis.title.text == compare_figures.X_AXES["epoch"]
+    assert fig.layout.xaxis.title.text.startswith("epoch (one pass")  # the word, explained
+    assert fig.layout.yaxis.title.text == "accuracy"
+    loss = compare_figures.LOSS_TITLE
+    assert fig.layout.yaxis2.title.text == fig.layout.yaxis3.title.text == loss
+    assert compare_figures.LOSS_TITLE.startswith("error")  # plain words first, then the name
     by_time = compare_figures.curves_figure(runs, epochs, colors, labels, x="seconds")
     assert list(by_time.data[0].x) == [1.5, 3.0, 4.5]
     assert by_time.layout.xaxis.title.text == compare_figures.X_AXES["seconds"]
