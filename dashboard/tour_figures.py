@@ -24,7 +24,7 @@ def _large(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
-def pixel_grid(image: np.ndarray, height: int = 620) -> go.Figure:
+def pixel_grid(image: np.ndarray, height: int = 480) -> go.Figure:
     """A 28x28 picture as its numbers: each square's ink from 0 (paper) to 255 (full ink),
     written in the squares that have any."""
     values = np.rint(np.asarray(image, float) * (255 if image.max() <= 1 else 1)).astype(int)
@@ -302,7 +302,7 @@ def slide(image: np.ndarray, kernel: np.ndarray, fmap: np.ndarray, row: int, col
             showscale=False,
             text=np.vectorize(lambda v: f"{v:+.1f}")(kernel),
             texttemplate="%{text}",
-            textfont=dict(size=FONT),
+            textfont=dict(size=14),
             hoverinfo="skip",
         ),
         1,

@@ -21,7 +21,10 @@ st.html(
     "<style>.st-key-tour p, .st-key-tour li {font-size: 1.45rem; line-height: 1.5}"
     ".st-key-tour h2 {font-size: 2.6rem}"
     ".st-key-tour [data-testid=stMetricValue] {font-size: 3rem}"
-    ".st-key-tour_nav button p {font-size: 1.3rem}</style>"
+    ".st-key-tour_nav button p {font-size: 1.3rem}"
+    # The answer beside the canvas, never squeezed: below a readable width it wraps under.
+    "[data-testid=stLayoutWrapper]:has(> .st-key-tour_answer) {min-width: 220px}"
+    "[data-testid=stLayoutWrapper]:has(> .st-key-tour_grid_box) {min-width: 260px}</style>"
 )
 step = page.nav()
 data = page.mnist()
@@ -34,13 +37,14 @@ def numbers() -> None:
         "all. Each number says how much ink is in its square, from **0** (empty paper) to "
         "**255** (full ink). **Draw in the black box** and watch the numbers change."
     )
-    left, right = st.columns([1, 2])
-    with left:
-        mine = page.canvas("tour_canvas_numbers")
+    # The canvas keeps its size; the grid takes the rest, or wraps below on a narrow screen.
+    row = st.container(horizontal=True, gap="medium")
+    with row.container(width=260):
+        mine = page.canvas("tour_canvas_numbers", size=240)
         if mine is None:
             st.caption("Until you draw, this is a real handwritten 5 from the test digits.")
     image = mine if mine is not None else page.example(data, 5)
-    with right:
+    with row.container(width="stretch", key="tour_grid_box"):
         st.plotly_chart(figs.pixel_grid(image), key="tour_grid")
     ink = int(np.count_nonzero(image > 0.05))
     st.container(key="tour_ink").markdown(
@@ -186,10 +190,10 @@ def draw_lesson(box, frame: dict, digits: np.ndarray, labels: np.ndarray) -> Non
 
 def your_turn() -> None:
     st.markdown("**Draw a digit**, big, in the black box. The trained network reads it.")
-    left, right = st.columns([1, 2])
-    with left:
-        mine = page.canvas("tour_canvas_turn", size=320)
-    with right.container(key="tour_answer"):
+    row = st.container(horizontal=True, gap="medium")
+    with row.container(width=260):
+        mine = page.canvas("tour_canvas_turn", size=240)
+    with row.container(key="tour_answer", width="stretch"):
         if mine is None:
             st.markdown("## Draw one of 0 to 9")
             return
