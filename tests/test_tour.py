@@ -116,6 +116,15 @@ def test_live_learning_rises_on_real_data(mnist):
     assert seconds == sorted(seconds)
 
 
+def test_time_to_an_accuracy_is_the_first_snapshot_there(mnist):
+    cfg = tour.LIVE.replace(train_size=3000, epochs=1)
+    reached, final, cpu = tour.time_to(0.6, mnist, cfg, every=0.02)
+    assert reached is not None and reached.val_accuracy >= 0.6 and cpu > 0
+    assert final >= 0.6
+    never, _, _ = tour.time_to(0.999, mnist, cfg, every=0.5)
+    assert never is None
+
+
 def test_the_live_lesson_stops_when_closed(mnist):
     shots = tour.learn(mnist, tour.LIVE.replace(train_size=2000), every=0.0)
     next(shots)
