@@ -27,8 +27,10 @@ _CSS = f"""
 <style>
 html {{ font-size: {SCALE * 100:g}%; }}
 .modebar-container {{ display: none !important; }}
+/* The page's margins grow with the text; a projector's 1024 px cannot spare them. */
+[data-testid="stMainBlockContainer"] {{ padding: 2rem 1.5rem 4rem !important; }}
 [data-testid="stCaptionContainer"] {{ opacity: 1 !important; color: inherit !important; }}
-.js-plotly-plot :is(.xtick, .ytick, .g-xtitle, .g-ytitle, .legendtext, .gtitle, .cbaxis) text,
+.js-plotly-plot :is(.xtick, .ytick, .g-xtitle, .g-ytitle, .cbaxis, .cbtitle) text,
 .js-plotly-plot :is(.legendtext, .gtitle, .slider-current-value) {{
   fill: currentColor !important;
 }}

@@ -202,3 +202,17 @@ def test_a_sidebar_opened_by_hand_earlier_still_folds(app_server, projector):
     assert remembered == ["false"]
     open_evaluate(page, f"{app_server.url}/evaluate?present=1")
     assert page.evaluate(PAGE_STATE)["sidebarCollapsed"] is True
+
+
+@pytest.mark.parametrize("name", ["data", "weights"])
+def test_the_other_inspection_pages_read_as_well(app_server, projector, name):
+    page = projector
+    page.goto(f"{app_server.url}/{name}?present=true")
+    wait_for_app(page, 120_000)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    wait_for_app(page, 120_000)
+    assert exception_boxes(page) == []
+    assert page.evaluate(PAGE_STATE)["sidebarCollapsed"] is True
+    ticks = page.evaluate(TICKS)
+    assert all(t["px"] >= 16 for t in ticks) and not [t for t in ticks if t["clipped"]]
+    assert [c for c in page.evaluate(CONTRAST) if c["ratio"] < 4.5] == []
