@@ -51,7 +51,7 @@ def nav() -> int:
     if STEP not in st.session_state and st.query_params.get(STEP) not in map(str, steps):
         st.session_state[STEP] = 1
     current = st.session_state.get(STEP) or 1
-    with st.container(horizontal=True, vertical_alignment="center", key="tour_nav"):
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="tour_nav"):
         st.button(
             "Back",
             icon=":material/arrow_back:",

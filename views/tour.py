@@ -21,7 +21,11 @@ st.html(
     "<style>.st-key-tour p, .st-key-tour li {font-size: 1.45rem; line-height: 1.5}"
     ".st-key-tour h2 {font-size: 2.6rem}"
     ".st-key-tour [data-testid=stMetricValue] {font-size: 3rem}"
-    ".st-key-tour_nav button p {font-size: 1.3rem}"
+    ".st-key-tour_nav button p {font-size: 1.15rem}"
+    # The step picker as a row of dots: the steps behind filled, the current one ringed.
+    ".st-key-tour_nav [role=radio] {border-radius: 999px !important; min-width: 2.3rem;"
+    " margin: 0 0.1rem; padding: 0.25rem 0.6rem; border-width: 2px !important}"
+    ".st-key-tour_nav [role=radio]:has(~ [aria-checked=true]) {background: #dbe6f4}"
     # The answer beside the canvas, never squeezed: below a readable width it wraps under.
     "[data-testid=stLayoutWrapper]:has(> .st-key-tour_answer) {min-width: 220px}"
     "[data-testid=stLayoutWrapper]:has(> .st-key-tour_grid_box) {min-width: 260px}</style>"
