@@ -313,9 +313,10 @@ def layer_weights(layer: Layer) -> tuple[go.Figure, str]:
         )
         return dense_weights_figure(W), caption
     if W.shape[2] > 1:
-        return conv_filters_figure(
-            W, b
-        ), "One row per filter, one small image per input channel it reads."
+        return conv_filters_figure(W, b), (
+            "One row per filter, one small image per input channel it reads (each of the "
+            "pictures the layer before passes on)."
+        )
     return conv_filters_figure(W, b), "One small image per filter."
 
 
@@ -353,8 +354,8 @@ def histogram_figure(
             )
     fig.update_xaxes(title_text="weight value", row=1, col=1)
     fig.update_xaxes(title_text="bias value", row=1, col=2)
-    fig.update_yaxes(title_text="density (share per unit of value)", row=1, col=1)
-    fig.update_yaxes(title_text="density", row=1, col=2)
+    fig.update_yaxes(title_text="how common (density)", row=1, col=1)
+    fig.update_yaxes(title_text="how common (density)", row=1, col=2)
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
@@ -393,7 +394,7 @@ def neuron_grid(
             xgap=2,
             ygap=2,
             hoverongaps=False,
-            colorbar=dict(title=dict(text="activation", side="right"), thickness=10),
+            colorbar=dict(title=dict(text="output", side="right"), thickness=10),
             hovertemplate="neuron %{customdata}: %{z:.3f}<extra></extra>",
         )
     )
@@ -419,7 +420,7 @@ def feature_maps(maps: np.ndarray, cols: int = 16, tile_px: int = 56) -> go.Figu
         zmin=-top if signed else 0.0,
         zmax=top,
         hover=hover,
-        colorbar_title="activation",
+        colorbar_title="output",
         tile_px=tile_px,
     )
 
@@ -484,7 +485,11 @@ def snapshot_caption(moment: Moment, val_accuracy: float | None, best_epoch: int
         when = f"After epoch {moment.epoch}. "
     return (
         when
-        + (f"Validation accuracy then: {val_accuracy:.2%}. " if val_accuracy is not None else "")
+        + (
+            f"Accuracy on the images set aside (validation) then: {val_accuracy:.2%}. "
+            if val_accuracy is not None
+            else ""
+        )
         + (f"The selected model is the best epoch, {best_epoch}." if best_epoch else "")
     )
 
@@ -531,8 +536,9 @@ def dead_metrics(
         dict(
             label=titles[d.index],
             value=f"{len(d.dead)} of {d.units} {analysis.unit_noun(model, d.index)}",
-            help="Units whose ReLU output is zero for every one of the test images: they pass "
-            "nothing on and no longer learn.",
+            help="Neurons that output zero for every one of the test images (their ReLU, "
+            "which turns negatives into zero, always gets a negative): they pass nothing on "
+            "and no longer learn.",
         )
         for d in dead
     ]

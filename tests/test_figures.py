@@ -522,7 +522,10 @@ def test_the_words_beside_the_weights(mnist):
     assert caption(Moment(0), None, 4) == (
         "The untrained network: random weights. The selected model is the best epoch, 4."
     )
-    assert caption(Moment(2), 0.9512, None) == "After epoch 2. Validation accuracy then: 95.12%. "
+    assert (
+        caption(Moment(2), 0.9512, None)
+        == "After epoch 2. Accuracy on the images set aside (validation) then: 95.12%. "
+    )
     assert caption(Moment(0, 1), None, None) == "After the first batch of epoch 1. "
     assert caption(Moment(0, 64), None, 3).startswith("After the first 64 batches of epoch 1. ")
     assert weights_figures.replay_caption("dense", 64, 128).startswith("The first 64 of the 128 ")
