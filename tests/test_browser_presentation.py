@@ -164,6 +164,8 @@ def test_a_link_with_present_1_gives_a_page_a_class_can_read(app_server, project
         open_evaluate(other, f"{app_server.url}/evaluate")
         plain = other.evaluate(PAGE_STATE)
         assert plain["sidebarCollapsed"] is False
+        captions = [c for c in other.evaluate(CONTRAST) if c["caption"]]
+        assert captions and min(c["ratio"] for c in captions) >= 4.5  # outside the mode too
         assert state["textPx"] >= 1.5 * plain["textPx"]
         assert min_tick_px(page) >= 1.5 * min_tick_px(other)
     finally:

@@ -66,6 +66,7 @@ def test_off_by_default_nothing_changes(sidebar_states):
     assert at.toggle(key=presentation.KEY).value is False
     assert not styled(at) and not reloads(at)
     assert sidebar_states[-1] == "auto"
+    assert any("opacity: 0.8" in body for body in bodies(at))  # captions at AA contrast anyway
 
 
 @pytest.mark.parametrize("value", ["1", "true", "yes"])
