@@ -80,17 +80,19 @@ def runs_table(table: pd.DataFrame, varying: list[str]) -> None:
             "name": column.TextColumn("name", pinned=True),
             "started": column.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
             "duration (s)": column.NumberColumn(
-                "duration (s)", format="%.0f", help="Wall-clock seconds of training"
+                "duration (s)", format="%.0f", help="How long training took, in seconds"
             ),
             **{k: column.Column(k, help=HELP.get(k)) for k in varying},
             compare.ACCURACY: column.NumberColumn(
                 compare.ACCURACY,
-                help="On the held-out validation images, at the best epoch",
+                help="On images set aside from training (the validation set), at the run's best "
+                "epoch (an epoch is one pass over all the training images)",
                 format="percent",
             ),
             "test accuracy": column.NumberColumn(
                 "test accuracy",
-                help="On the 10,000 test digits, with the best epoch's weights",
+                help="On the 10,000 test digits, which training never sees, with the best "
+                "epoch's weights",
                 format="percent",
             ),
         },
