@@ -106,9 +106,12 @@ def canvas(key: str, size: int = 280) -> np.ndarray | None:
 
     version = st.session_state.get(f"{key}_version", 0)
     name = f"{key}_{version}"
-    initial = None
-    if name not in st.session_state and st.session_state.get(STROKES):
-        initial = {"objects": st.session_state[STROKES]}  # the drawing from another step
+    if name not in st.session_state:
+        # Mounted afresh (another step drew last): it starts from the drawing kept, and is
+        # handed the same one on every rerun, since a changed one would redraw it.
+        strokes = st.session_state.get(STROKES)
+        st.session_state[f"{name}_initial"] = {"objects": strokes} if strokes else None
+    initial = st.session_state.get(f"{name}_initial")
     result = st_canvas(
         stroke_width=round(draw.PEN * size / draw.CANVAS),
         stroke_color="#ffffff",
@@ -142,9 +145,7 @@ def drawn() -> np.ndarray | None:
 def example(data: Dataset, digit: int, which: int = 0) -> np.ndarray:
     """Test image number `which` of class `digit`, as the network sees it (28x28, 0 to 1)."""
     rows = np.flatnonzero(data.test_labels == digit)
-    return to_float(data.test_images[rows[which % len(rows)] : rows[which % len(rows)] + 1])[
-        0, :, :, 0
-    ]
+    return to_float(data.test_images[rows[which % len(rows)]][None])[0, :, :, 0]
 
 
 def pick_digit(key: str, data: Dataset) -> np.ndarray:
@@ -158,6 +159,7 @@ def pick_digit(key: str, data: Dataset) -> np.ndarray:
         required=True,
         format_func=lambda o: "My drawing" if o == "mine" else str(o),
     )
-    if choice == "mine" and drawn() is not None:
-        return drawn()
-    return example(data, int(choice if choice != "mine" else 3))
+    mine = drawn()
+    if choice == "mine":  # offered only while there is a drawing
+        return mine if mine is not None else example(data, 3)
+    return example(data, int(choice))

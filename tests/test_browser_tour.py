@@ -1,6 +1,6 @@
 """The guided tour in Chromium: the arrow keys and the dots move through it, the step
-survives a reload, drawing changes the numbers and gets an answer, and the live lesson
-learns on screen."""
+follows the browser's Back and Forward and survives a reload, drawing changes the numbers
+and gets an answer, and the live lesson learns on screen."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def test_arrow_keys_dots_and_reload_move_through_the_tour(app_server, page):
         expect(heading(page)).to_have_text(f"{i}. {STEPS[i - 1]}", timeout=30_000)
         assert current_dot(page) == str(i)
         assert re.search(rf"[?&]step={i}\b", page.url), page.url
+    page.go_back()  # the browser's Back and Forward go through the steps visited
+    wait_for_app(page)
+    expect(heading(page)).to_have_text(f"{len(STEPS) - 1}. {STEPS[-2]}")
+    page.go_forward()
+    wait_for_app(page)
+    expect(heading(page)).to_have_text(f"{len(STEPS)}. {STEPS[-1]}")
     after(page, lambda: page.keyboard.press("ArrowRight"))  # past the end: it stays
     expect(heading(page)).to_have_text(f"{len(STEPS)}. {STEPS[-1]}")
     after(page, lambda: page.keyboard.press("ArrowLeft"))
