@@ -13,7 +13,7 @@ Its settings were chosen by measuring time to 97 % validation accuracy on this p
     python -m core.tour --runs 9 --target 0.975 --set batch_size=256 lr=2
 
 On 2026-12-01, with other jobs keeping the load average at 10-13 on the two cores, the
-medians of five seeds were 4.1-5.3 s of wall clock (three sets), 2.0-2.2 passes over the
+medians of five seeds were 4.0-5.3 s of wall clock (four sets), 2.0-2.2 passes over the
 55,000 training images and 1.7 CPU seconds (all threads): on a quiet machine, at most
 about 1.7 s. The whole lesson (four passes) reaches 97.4-98.0 %, and on the page, from the
 click to the last frame drawn in Chromium, took a median of 3.8 s (five runs).
