@@ -8,10 +8,12 @@ from contextlib import closing
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core import novelty, tour
 from core.losses import softmax
 from core.metrics import confusion_matrix
+from core.model import Model
 from dashboard import computed, images, state
 from dashboard import tour as page
 from dashboard import tour_figures as figs
@@ -170,7 +172,7 @@ def run_lesson(digits: np.ndarray, labels: np.ndarray) -> bool:
         page.LESSON.release()
 
 
-def draw_lesson(box, frame: dict, digits: np.ndarray, labels: np.ndarray) -> None:
+def draw_lesson(box: DeltaGenerator, frame: dict, digits: np.ndarray, labels: np.ndarray) -> None:
     # A key per frame: two frames' figures can be the same (the guesses), and one run may
     # not draw an element twice under one id.
     n = len(frame["seconds"])
@@ -262,7 +264,7 @@ def further() -> None:
 
 
 @st.fragment
-def sliding(model, image: np.ndarray) -> None:
+def sliding(model: Model, image: np.ndarray) -> None:
     """The filter picker, where it is, and a button that slides it all the way."""
     kernels, biases = tour.first_filters(model)
     f = st.segmented_control(
