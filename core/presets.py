@@ -48,10 +48,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "config": {"epochs": 60, **AUGMENT},
     },
     "mlp-fast": {
-        "about": "The mlp preset's network and augmentation with batch normalisation after "
-        "each hidden layer, which lets it learn twice as fast, for 20 epochs instead of 60: "
-        "99.1 % in a third of the time.",
-        "config": {"batchnorm": True, "lr": 2.0, "epochs": 20, **AUGMENT},
+        "about": "One more hidden layer (784-128-128-64-10), batch normalisation after each "
+        "and a higher learning rate: with the mlp preset's augmentation it reaches about "
+        "99.1 % in 20 epochs instead of 60, in under half the time.",
+        "config": {
+            "hidden": [128, 128, 64],
+            "batchnorm": True,
+            "lr": 2.0,
+            "epochs": 20,
+            **AUGMENT,
+        },
     },
     "cnn": {
         "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "

@@ -52,6 +52,7 @@ def test_checking_within_epochs_leaves_training_unchanged(mnist):
 def test_a_repeat_reports_when_each_threshold_was_first_reached(mnist):
     repeat = one_repeat(mnist, "default", seed=0, checks=2, epochs=1, train_size=2048)
     assert repeat.epochs == 1 and repeat.reached[0.995] is None
+    assert 0 < repeat.fastest_epoch == repeat.train_seconds  # one epoch: it is the run
     reached = [repeat.reached[t] for t in sorted(repeat.reached)]
     # A higher threshold is never reached earlier than a lower one.
     found = [r.epochs for r in reached if r is not None]
