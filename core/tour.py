@@ -80,7 +80,8 @@ def learn(
     dataset: Dataset, cfg: TrainConfig = LIVE, every: float = EVERY, threads: int = 1
 ) -> Iterator[Snapshot]:
     """Train `cfg`'s network from random weights, yielding a Snapshot every `every` seconds
-    of training, the first before any, the last when its epochs are over.
+    of training (more often in its first second), the first before any, the last when its
+    epochs are over.
 
     The clock stops while the caller holds a snapshot (drawing it), so `seconds` is the
     network's own time, evaluations included. Closing the generator stops training at once.
@@ -109,7 +110,10 @@ def learn(
                 for step in steps:
                     # This step's update is made when the next one is asked for, so a
                     # snapshot here shows the weights after the steps before it.
-                    if seen == 0 or time.perf_counter() - started - paused - last >= every:
+                    # Frames come close together at first, where accuracy climbs fastest,
+                    # then every `every` seconds: gaps of every/10, then as long as so far.
+                    gap = min(every, max(every / 10, last))
+                    if seen == 0 or time.perf_counter() - started - paused - last >= gap:
                         shot = snapshot(epoch + step.batch / n_batches)
                         last = shot.seconds
                         held = time.perf_counter()
