@@ -154,7 +154,7 @@ def pca_figure(
         title_text="the biggest difference between the images "
         f"({explained[0]:.0%} of all their differences) · principal component 1"
     )
-    fig.update_yaxes(title_text=f"the next biggest ({explained[1]:.0%}) · principal component 2")
+    fig.update_yaxes(title_text=f"the next biggest ({explained[1]:.0%}) · component 2")
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=36, b=10),  # the top margin keeps the mode bar off the legend

@@ -134,3 +134,17 @@ def test_the_replay_buttons_are_words_that_need_no_symbol_font():
     labels = [b.label for b in figure.layout.updatemenus[0].buttons]
     assert labels == ["Play", "Pause"]
     assert figure.layout.sliders[0].currentvalue.font.size == 22
+
+
+def test_the_data_map_does_not_point_at_a_toolbar_the_mode_hides():
+    hints = {}
+    for present in ("true", None):
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+        if present:
+            at.query_params[presentation.KEY] = present
+        at.switch_page("views/data.py")
+        at.query_params["data_tab"] = "How the network sorts them"
+        at.run()
+        assert not at.exception
+        hints[present] = next(i.value for i in at.info if "Click a dot" in i.value)
+    assert "lasso" in hints[None] and "lasso" not in hints["true"]

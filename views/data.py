@@ -9,7 +9,7 @@ import streamlit as st
 from core import analysis
 from core.data import Dataset
 from core.model import Model
-from dashboard import computed, data_figures, images, state
+from dashboard import computed, data_figures, images, presentation, state
 from dashboard.grids import CHART_CONFIG
 from dashboard.weights_figures import plain_title
 
@@ -139,11 +139,13 @@ def picked_dots(
 ) -> None:
     """The digits behind the dots picked on the map (`picked`: positions in `rows`)."""
     if not picked:
-        st.info(
-            "**Click a dot** to see its digit here, or drag a box or lasso around a group of "
-            "dots (pick the tool at the top right of the map).",
-            icon=":material/touch_app:",
+        tools = (
+            ""  # presentation mode hides the chart's toolbar, box and lasso with it
+            if presentation.is_on()
+            else ", or drag a box or lasso around a group of dots (pick the tool at the top "
+            "right of the map)"
         )
+        st.info(f"**Click a dot** to see its digit here{tools}.", icon=":material/touch_app:")
     elif len(picked) == 1:
         r = picked[0]
         figure = images.digit(data.test_images[rows[r]] / 255, height=260)
