@@ -14,9 +14,10 @@ Its settings were chosen by measuring time to 97 % validation accuracy on this p
 
 On 2026-12-01, with other jobs keeping the load average at 10-13 on the two cores, the
 medians of five seeds were 4.0-5.3 s of wall clock (four sets), 2.0-2.2 passes over the
-55,000 training images and 1.7 CPU seconds (all threads): on a quiet machine, at most
-about 1.7 s. The whole lesson (four passes) reaches 97.4-98.0 %, and on the page, from the
-click to the last frame drawn in Chromium, took a median of 3.8 s (five runs).
+55,000 training images and 1.7 CPU seconds (all threads); at a load of 4-6, 1.8, 2.2 and
+3.3 s (1.4-1.7 CPU seconds). The whole lesson (four passes) reaches 97.4-98.0 %. On the
+page, from the click to the last frame drawn in Chromium, it took a median of 6.0 s
+(five runs, load 7-8; 3.8 s before the denser first frames, at a similar load).
 """
 
 from __future__ import annotations
