@@ -5,15 +5,22 @@ multipage mode, and a shared link opened first on a fresh server would then run 
 without this file (no sidebar, no model picker).
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from core.runs import StoreError
-from dashboard import state
+from dashboard import presentation, state
 
-st.set_page_config(page_title="MNIST from scratch", page_icon="✏️", layout="wide")
+# A file, not a Material icon: Streamlit fetches those from Google's font server, which an
+# offline classroom cannot reach.
+ICON = Path(__file__).parent / "dashboard" / "assets" / "icon.png"
+
+st.set_page_config(page_title="MNIST from scratch", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/tour.py", title="How it works", icon=":material/school:"),
     st.Page("views/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/sweep.py", title="Sweep", icon=":material/tune:"),
@@ -24,6 +31,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+presentation.apply()
 st.session_state[state.CHOICE_KEY] = state.model_picker()
 state.training_status()
 state.link_notes()

@@ -36,9 +36,9 @@ def test_home_page_explains_itself_and_offers_drawing(runs):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception
-    assert at.title[0].value.startswith("✏️")
+    assert at.title[0].value == "See a neural network learn to read handwriting"
     assert "Draw a digit and it will tell you which one it is" in at.markdown[0].value
-    assert any(b.label == "Draw a digit" for b in at.button)
+    assert [b.label for b in at.button][:2] == ["See how it works", "Draw a digit"]
     assert at.selectbox(key="model").value == "default"
     assert "Selected model" in at.caption[0].value
 

@@ -76,8 +76,8 @@ def mistakes_tab(
         )
         st.caption(
             f"Rows: the true {noun}. Columns: what the network read. Each number counts test "
-            "images. On the diagonal (green): read right; elsewhere (red): mistakes, darker for "
-            "more. **Click a cell** to see its images."
+            "images. On the diagonal (blue, outlined): read right; elsewhere (orange): mistakes, "
+            "darker for more. **Click a cell** to see its images."
         )
     with right:
         picked = analysis.select_examples(

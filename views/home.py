@@ -4,14 +4,17 @@ import streamlit as st
 
 from dashboard import state
 
-st.title("✏️ See a neural network learn to read handwriting")
+st.title("See a neural network learn to read handwriting")
 st.markdown(
     "This is a neural network, written from scratch in NumPy, that has learned to read "
     "handwritten digits from 60,000 examples. **Draw a digit and it will tell you which one "
     "it is** — then train your own network and look inside to see how it learned."
 )
 choice, model, meta = state.selected_model()
-if st.button("Draw a digit", icon=":material/draw:", type="primary"):
+tour, draw = st.columns(2)
+if tour.button("See how it works", icon=":material/school:", type="primary"):
+    st.switch_page("views/tour.py")
+if draw.button("Draw a digit", icon=":material/draw:"):
     st.switch_page("views/draw.py", query_params={state.MODEL_PARAM: choice.key})
 
 accuracy = meta.get("test_accuracy")
