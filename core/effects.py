@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .config import TrainConfig
 from .runs import Run
@@ -143,6 +142,8 @@ def _p_value(values: np.ndarray, codes: np.ndarray) -> float:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # A grouping with no spread inside its groups makes F infinite; that is a p of 0.
         warnings.simplefilter("ignore")
+        from scipy import stats  # imported when used: a second's import the CLI rarely needs
+
         p = float(stats.f_oneway(*groups).pvalue)
     return p if math.isfinite(p) else math.nan
 

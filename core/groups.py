@@ -14,8 +14,6 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scipy import stats
-
 from .config import TrainConfig
 from .run import Run
 
@@ -158,6 +156,10 @@ def verdict(a: Group, b: Group, names: tuple[str, str] | None = None) -> Verdict
         p_value = 0.0 if clear else 1.0
         margin = 0.0
     else:
+        # Imported here: scipy.stats takes a second to import, and the trainer's workers and
+        # most CLI commands never compare groups.
+        from scipy import stats
+
         test = stats.ttest_ind(a.values, b.values, equal_var=False)
         p_value = float(test.pvalue)
         low, high = test.confidence_interval(1 - ALPHA)
