@@ -10,12 +10,13 @@ from pathlib import Path
 import streamlit as st
 
 from core.runs import StoreError
-from dashboard import presentation, state
+from dashboard import heap, presentation, state
 
 # A file, not a Material icon: Streamlit fetches those from Google's font server, which an
 # offline classroom cannot reach.
 ICON = Path(__file__).parent / "dashboard" / "assets" / "icon.png"
 
+heap.return_big_arrays()  # before any page makes its big arrays
 st.set_page_config(page_title="MNIST from scratch", page_icon=str(ICON), layout="wide")
 
 PAGES = [
