@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from core.runs import Run
@@ -24,6 +25,10 @@ from dashboard.compare import (
 )
 
 OTHER_COLOR = "rgba(140,140,140,0.45)"  # runs that are not selected
+AXIS_COLOR = "#555"
+LABEL_BACKING = "rgba(255,255,255,0.75)"  # behind an axis's values, so lines do not cross them
+ACCURACY_SCALE = "Viridis"  # lines by accuracy when no run is selected
+MAX_TICKS = 8  # labelled values on one axis of the parallel-coordinates figure
 TIME = "training time (s)"
 X_AXES = {
     "epoch": "epoch (one pass over all the training images)",
@@ -93,27 +98,53 @@ def curves_figure(
     return fig
 
 
-def _dimension(key: str, texts: Sequence[str]) -> dict[str, Any]:
-    """A parallel-coordinates axis for one setting; text is categorical, wide ranges are log."""
+@dataclass(frozen=True)
+class Axis:
+    """One upright axis of the parallel-coordinates figure: a title, and where each run and
+    each tick sit on it, from 0 (bottom) to 1 (top)."""
+
+    title: str
+    positions: list[float]  # one per run
+    ticks: list[tuple[float, str]]  # (position, text)
+
+
+def _spread(values: Sequence[float]) -> list[float]:
+    """`values` rescaled to 0..1 (all at the middle when they are all equal)."""
+    low, high = min(values), max(values)
+    return [0.5 if high == low else (v - low) / (high - low) for v in values]
+
+
+def _axis(key: str, texts: Sequence[str]) -> Axis:
+    """The axis of one setting: text is categorical (evenly spaced), wide ranges are log."""
     distinct = sorted(set(texts), key=sort_key)
     if all(sort_key(t)[0] == 0 for t in distinct):
         low, high = float(distinct[0]), float(distinct[-1])
         if low > 0 and high / low >= 100:
             # Learning rates 0.001 … 1 would crowd at the bottom of a linear axis.
-            log = {t: math.log10(float(t)) for t in distinct}
-            return dict(
-                label=f"{key} (log)",
-                values=[log[t] for t in texts],
-                tickvals=list(log.values()),
-                ticktext=distinct,
-            )
-        return dict(label=key, values=[float(t) for t in texts])
-    index = {t: i for i, t in enumerate(distinct)}
-    return dict(
-        label=key,
-        values=[index[t] for t in texts],
-        tickvals=list(index.values()),
-        ticktext=distinct,
+            logs = [math.log10(float(t)) for t in distinct]
+            where = dict(zip(distinct, _spread(logs), strict=True))
+            title = f"{key} (log)"
+        else:
+            where = dict(zip(distinct, _spread([float(t) for t in distinct]), strict=True))
+            title = key
+    else:
+        where = dict(zip(distinct, _spread(range(len(distinct))), strict=True))
+        title = key
+    # At most MAX_TICKS labels, always the ends: thirty dropout values would overprint.
+    step = math.ceil(len(distinct) / MAX_TICKS)
+    labelled = {*distinct[::step], distinct[-1]}
+    ticks = [(where[t], t) for t in distinct if t in labelled]
+    return Axis(title, [where[t] for t in texts], ticks)
+
+
+def _accuracy_axis(accuracy: Sequence[float]) -> Axis:
+    low, high = min(accuracy), max(accuracy)
+    ticks = sorted({low, (low + high) / 2, high})
+    spread = dict(zip(ticks, _spread(ticks), strict=True))
+    return Axis(
+        ACCURACY,
+        _spread(accuracy),
+        [(spread[t], f"{t:.1%}") for t in ticks],
     )
 
 
@@ -127,6 +158,8 @@ def parallel_figure(
 
     Selected runs (the keys of `colors`) are drawn in their colours over the others in grey;
     with none selected, lines are coloured by accuracy. None when there is nothing to compare.
+    Drawn as plain 2-D lines (SVG): Plotly's own parallel-coordinates chart needs WebGL,
+    which took 4 s to draw in a browser without a graphics card.
     """
     scored = [r for r in runs if best_accuracy(r, summaries) is not None]
     keys = varying_settings(scored)
@@ -135,32 +168,71 @@ def parallel_figure(
     # Grey lines first, so the selected runs are drawn on top of them.
     scored.sort(key=lambda r: (r.id in colors, r.id))
     accuracy = [best_accuracy(r, summaries) for r in scored]
-    dims = [_dimension(k, [fmt_value(getattr(r.config, k)) for r in scored]) for k in keys]
-    dims.append(dict(label=ACCURACY, values=accuracy, tickformat=".1%"))
-    chosen = sorted(set(colors) & {r.id for r in scored})
-    if chosen:
-        # A stepped colour scale: value i is the i-th selected run's colour, the last step grey.
-        steps = [*(colors[i] for i in chosen), OTHER_COLOR]
-        position = {run_id: i for i, run_id in enumerate(chosen)}
-        scale = []
-        for i, color in enumerate(steps):
-            scale += [[i / len(steps), color], [(i + 1) / len(steps), color]]
-        line = dict(
-            color=[position.get(r.id, len(chosen)) for r in scored],
-            colorscale=scale,
-            cmin=-0.5,
-            cmax=len(chosen) + 0.5,
-            showscale=False,
+    texts = {k: [fmt_value(getattr(r.config, k)) for r in scored] for k in keys}
+    axes = [_axis(k, texts[k]) for k in keys] + [_accuracy_axis(accuracy)]
+    fig = go.Figure()
+    for i, run in enumerate(scored):
+        if run.id in colors:
+            color, width = colors[run.id], 3
+        elif colors:
+            color, width = OTHER_COLOR, 1.5
+        else:
+            color, width = sample_colorscale(ACCURACY_SCALE, axes[-1].positions[i])[0], 2
+        shown = [texts[k][i] for k in keys] + [f"{accuracy[i]:.2%}"]
+        name = run.name or f"run {run.id}"
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(axes))),
+                y=[axis.positions[i] for axis in axes],
+                mode="lines+markers",
+                line=dict(color=color, width=width),
+                marker=dict(size=6, color=color),
+                name=name,
+                customdata=[[a.title, text] for a, text in zip(axes, shown, strict=True)],
+                hovertemplate="%{customdata[0]}: %{customdata[1]}<extra>%{fullData.name}</extra>",
+                showlegend=False,
+            )
         )
-    else:
-        line = dict(
-            color=accuracy,
-            colorscale="Viridis",
-            showscale=True,
-            colorbar=dict(title=dict(text="accuracy"), tickformat=".1%"),
+    if not colors:  # the key to the colours: an invisible point with a colour bar
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=dict(
+                    colorscale=ACCURACY_SCALE,
+                    cmin=min(accuracy),
+                    cmax=max(accuracy),
+                    color=[min(accuracy)],
+                    showscale=True,
+                    colorbar=dict(title=dict(text="accuracy"), tickformat=".1%"),
+                ),
+                hoverinfo="skip",
+                showlegend=False,
+            )
         )
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=line))
-    fig.update_layout(height=height, margin=dict(l=60, r=60, t=50, b=20))
+    for x, axis in enumerate(axes):
+        fig.add_shape(type="line", x0=x, x1=x, y0=0, y1=1, line=dict(color=AXIS_COLOR, width=1))
+        for y, text in axis.ticks:
+            fig.add_annotation(
+                x=x,
+                y=y,
+                text=text,
+                showarrow=False,
+                xanchor="left",
+                xshift=6,
+                bgcolor=LABEL_BACKING,
+            )
+    fig.update_xaxes(
+        tickvals=list(range(len(axes))),
+        ticktext=[a.title for a in axes],
+        side="top",
+        range=[-0.3, len(axes) - 0.3],
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(visible=False, range=[-0.05, 1.05])
+    fig.update_layout(height=height, margin=dict(l=20, r=20, t=50, b=20), hovermode="closest")
     return fig
 
 

@@ -75,7 +75,9 @@ def test_a_link_overlays_the_runs_and_names_the_setting_that_differs(app_server,
 
     page.get_by_role("tab", name="Settings against accuracy").click()
     wait_for_app(page)
-    page.locator(".js-plotly-plot .parcoords").first.wait_for(state="attached")
+    chart = page.locator(".js-plotly-plot").filter(has_text="lr (log)").first
+    chart.wait_for()
+    assert chart.locator(".scatterlayer .trace").count() == 3  # a line per run, in SVG
     page.get_by_role("tab", name="Accuracy against time").click()
     wait_for_app(page)
     assert legend(page)[-3:] == [f"#{ids[0]} lr=0.01", f"#{ids[1]} lr=0.1", f"#{ids[2]} lr=1"]

@@ -271,20 +271,37 @@ def test_parallel_coordinates_axes_and_colours(store, lr_runs):
     summaries = store.epoch_summaries()
     chosen = compare.run_colors([lr_runs[0].id, lr_runs[2].id])
     fig = compare_figures.parallel_figure(lr_runs, summaries, chosen)
-    (trace,) = fig.data
-    labels = [d.label for d in trace.dimensions]
-    assert labels == ["optimizer", "lr (log)", compare.ACCURACY]
-    assert list(trace.dimensions[0].ticktext) == ["adam", "sgd"]
-    assert list(trace.dimensions[1].ticktext) == ["0.001", "0.01", "0.1", "1"]
-    assert list(trace.dimensions[1].tickvals) == pytest.approx([-3, -2, -1, 0])
-    # Unselected runs first (drawn underneath), then the selected ones in id order.
-    assert sorted(trace.dimensions[2].values) == sorted([0.61, 0.90, 0.93, 0.91])
-    assert list(trace.dimensions[2].values)[-2:] == [0.61, 0.93]
-    scale = dict((color, pos) for pos, color in trace.line.colorscale)
-    assert set(scale) == {*chosen.values(), compare_figures.OTHER_COLOR}
-    assert list(trace.line.color) == [2, 2, 0, 1]
-    unselected = compare_figures.parallel_figure(lr_runs, summaries, {}).data[0]
-    assert list(unselected.line.color) == list(unselected.dimensions[-1].values)
+    # Plain SVG lines, not Plotly's WebGL parallel-coordinates chart.
+    assert {t.type for t in fig.data} == {"scatter"}
+    assert list(fig.layout.xaxis.ticktext) == ["optimizer", "lr (log)", compare.ACCURACY]
+    ticks = {(round(a.x), a.text): a.y for a in fig.layout.annotations}
+    assert [text for x, text in ticks if x == 0] == ["adam", "sgd"]
+    assert [text for x, text in ticks if x == 1] == ["0.001", "0.01", "0.1", "1"]
+    # lr on a log scale: 0.001, 0.01, 0.1 and 1 evenly spaced from bottom to top.
+    assert [ticks[1, t] for t in ["0.001", "0.01", "0.1", "1"]] == pytest.approx(
+        [0, 1 / 3, 2 / 3, 1]
+    )
+    assert len(fig.layout.shapes) == 3  # one upright line per axis
+    # One line per run: unselected runs first (drawn underneath), then the selected ones.
+    by_run = {t.name: t for t in fig.data}
+    assert list(by_run) == [lr_runs[1].name, lr_runs[3].name, lr_runs[0].name, lr_runs[2].name]
+    accuracy = {t.name: t.customdata[-1][1] for t in fig.data}
+    assert accuracy == {
+        lr_runs[i].name: a for i, a in enumerate(["61.00%", "90.00%", "93.00%", "91.00%"])
+    }
+    for run in lr_runs:
+        line = by_run[run.name]
+        assert line.line.color == chosen.get(run.id, compare_figures.OTHER_COLOR)
+        assert list(line.x) == [0, 1, 2]
+        # Each line passes through its own lr, at that value's place on the lr axis.
+        lr = compare.fmt_value(run.config.lr)
+        assert line.y[1] == pytest.approx(ticks[1, lr])
+    best, worst = by_run[lr_runs[2].name], by_run[lr_runs[0].name]
+    assert best.y[2] == 1 and worst.y[2] == 0  # the accuracy axis runs from worst to best
+    unselected = compare_figures.parallel_figure(lr_runs, summaries, {})
+    colours = {t.name: t.line.color for t in unselected.data if t.name}
+    assert len(set(colours.values())) == 4  # by accuracy, from the colour scale
+    assert sum(bool(t.marker.showscale) for t in unselected.data) == 1  # and its key
     assert compare_figures.parallel_figure(lr_runs[:1], summaries, {}) is None
     assert (
         compare_figures.parallel_figure(lr_runs[:3], {}, {}) is not None
