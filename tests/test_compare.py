@@ -462,8 +462,9 @@ def test_other_views_draw_every_run_in_the_table(monkeypatch, store, lr_runs):
     choose(at, compare_view="Settings against accuracy")
     run_again(at)
     (parallel,) = charts(at)
-    assert [d["label"] for d in parallel["data"][0]["dimensions"]][-1] == compare.ACCURACY
-    assert curve_color in [c for _, c in parallel["data"][0]["line"]["colorscale"]]
+    assert parallel["layout"]["xaxis"]["ticktext"][-1] == compare.ACCURACY
+    lines = {t["name"]: t["line"]["color"] for t in parallel["data"]}
+    assert len(lines) == len(lr_runs) and lines[slow.name] == curve_color
     choose(at, compare_view="Accuracy against time")
     run_again(at)
     (scatter,) = charts(at)
