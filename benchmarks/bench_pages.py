@@ -12,7 +12,8 @@ rendered):
 - cold start: from launching the server to Home's title painted in a new browser;
 - every page, first visit and warm (second visit), with the shipped CNN and the shipped MLP;
 - every tab of the pages that have tabs, first and warm;
-- Compare opened from a link to 5 runs, in a new browser context;
+- Compare opened from a link to 5 runs, in a new browser context, against the floor's page
+  opened from a link in a new browser context;
 - Draw's first stroke: from releasing the mouse to the answer on the page;
 - the server's memory (RSS) after all that, and what each extra session adds.
 
@@ -44,7 +45,7 @@ from core.recorder import train_run  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from tests.browser import APP_SETTLED, launch_browser, start_app, stop_app  # noqa: E402
 
-PAGES = ["Home", "Draw", "Train", "Evaluate", "Weights", "Data", "Compare"]
+PAGES = ["Home", "How it works", "Draw", "Train", "Sweep", "Evaluate", "Weights", "Data", "Compare"]
 MODELS = {"default": "the shipped CNN", "mlp": "the shipped MLP"}
 # Drawn: the script is done and settled, and every chart on the page has rendered.
 DRAWN = f"""() => ({APP_SETTLED})() && [...document.querySelectorAll(
@@ -123,6 +124,14 @@ def one_pass(browser, root: Path, sessions: int, times: dict, memory: dict) -> N
     for _ in range(3):
         times["floor: page switch"].append(clock(floor_page, sidebar(floor_page, "Two")))
         times["floor: page switch"].append(clock(floor_page, sidebar(floor_page, "One")))
+    # What any Streamlit link costs a browser that has never seen the server: the frontend's
+    # own scripts and the session's start (to compare with Compare from a link).
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    fresh = other.new_page()
+    times["floor: link in a new browser"].append(
+        clock(fresh, lambda: fresh.goto(f"{floor.url}/two"))
+    )
+    other.close()
     floor_context.close()
     stop_app(floor)
 
@@ -262,6 +271,8 @@ def main() -> None:
             print(f"{what:<58} {seconds:>6.0f}ms")
             continue
         floor = floor_cold if "cold start" in what else floor_switch
+        if "new browser" in what or "link" in what:
+            floor = medians["floor: link in a new browser"]
         print(f"{what:<58} {seconds:>7.2f}s {seconds / floor:>8.2f}")
     print(f"\n{'target':<58} {'measured':>9} {'limit':>12}  met")
     for what, value, limit in verdicts(medians, mem):
