@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.runs import StoreError
-from dashboard import heap, presentation, state
+from dashboard import heap, presentation, state, warmup
 
 # A file, not a Material icon: Streamlit fetches those from Google's font server, which an
 # offline classroom cannot reach.
@@ -40,3 +40,4 @@ try:
     page.run()
 except StoreError as exc:  # a page that needs the run store, when it is broken: one message
     state.show_store_problem(exc)
+warmup.start()  # after the first page has run: it needs none of what this prepares

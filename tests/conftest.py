@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from core.data import Dataset, load_dataset
 from core.presets import preset
 from core.train import fit
+
+# No background warm-up in the tests' app (AppTest) or the servers they start: its thread
+# would fill caches that tests clear and patch. tests/test_warmup.py tests it directly.
+os.environ["MNIST_WARM_UP"] = "0"
 
 
 @pytest.fixture(scope="session")

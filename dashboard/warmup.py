@@ -1,0 +1,98 @@
+"""Work the first visit to a page would wait for, done once per server while people read Home.
+
+A fresh server imports the pages' libraries (SciPy, pandas, the canvas component), loads
+MNIST and the shipped models, and scores each shipped model on the 10,000 test images the
+first time a page needs them: 2-4 s added to whichever page comes first. Home needs none of
+it, so the first run of the app starts a background thread that does it all into the same
+caches the pages use (a page that asks meanwhile waits for the same result, it does not
+compute it twice). Set MNIST_WARM_UP=0 to turn it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+import time
+
+from core.data import DataError
+from core.model import ModelFileError
+from dashboard import computed, state
+
+ENV = "MNIST_WARM_UP"
+DELAY = 1.0  # seconds: let the browser fetch Home's files before the imports hold the GIL
+CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
+NICE = 10  # the thread's CPU priority on Linux: a person's click comes first
+MODULES = [
+    "pandas",
+    "scipy.ndimage",
+    "scipy.stats",
+    "streamlit_drawable_canvas",
+    "core.preprocess",
+    "core.novelty",
+    "dashboard.draw",
+    "dashboard.tour",
+    "dashboard.tour_figures",
+    "dashboard.evaluate_figures",
+    "dashboard.weights_figures",
+    "dashboard.data_figures",
+    "dashboard.compare_figures",
+    "dashboard.live_figures",
+]
+
+
+class _QuietHere(logging.Filter):
+    """Drops Streamlit's "missing ScriptRunContext" warning for this thread: the caches it
+    fills work without a page, and the warning would only alarm whoever reads the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != THREAD
+
+
+THREAD = "warm-up"
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+log = logging.getLogger(__name__)
+
+
+def start() -> threading.Thread | None:
+    """Start the warm-up once per process (later calls return the same thread); None when
+    turned off by $MNIST_WARM_UP=0."""
+    global _thread
+    if os.environ.get(ENV, "1").strip() == "0":
+        return None
+    with _lock:
+        if _thread is None:
+            logging.getLogger(CONTEXT_LOGGER).addFilter(_QuietHere())
+            _thread = threading.Thread(target=_run, name=THREAD, daemon=True)
+            _thread.start()
+        return _thread
+
+
+def _run() -> None:
+    time.sleep(DELAY)
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+    try:
+        warm()
+    except Exception:  # a page will meet the same problem and say so in its own words
+        log.exception("warm-up stopped")
+
+
+def warm() -> None:
+    """Import the pages' libraries, load MNIST and the shipped models, and score each shipped
+    model on the test set, into the pages' caches."""
+    for name in MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # e.g. the canvas component outside a running server: its page says
+            log.warning("warm-up could not import %s", name, exc_info=True)
+    try:
+        state.load_data("")
+    except DataError:
+        return
+    for path in (state.DEFAULT_MODEL, state.SHIPPED_MLP):
+        with contextlib.suppress(OSError, ModelFileError):
+            computed.evaluation(state.file_key(path), "")
