@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from core.analysis import LayerInfo
 from dashboard.grids import CLASS_COLORS, INVISIBLE, symmetric_range, tile_grid
 from dashboard.images import DIVERGING
 
@@ -154,7 +155,9 @@ def pca_figure(
         title_text="the biggest difference between the images "
         f"({explained[0]:.0%} of all their differences) · principal component 1"
     )
-    fig.update_yaxes(title_text=f"the next biggest ({explained[1]:.0%}) · component 2")
+    fig.update_yaxes(
+        title_text=f"the next biggest difference ({explained[1]:.0%}) · principal component 2"
+    )
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=36, b=10),  # the top margin keeps the mode bar off the legend
@@ -162,3 +165,38 @@ def pca_figure(
         hovermode="closest",
     )
     return fig
+
+
+# For the curious: the exact terms behind the page's plain words, plain words first.
+TERMS = (
+    (
+        "Digit, kind",
+        "the class: the label each image comes with (0 to 9 for MNIST), which the network "
+        "learns to predict.",
+    ),
+    (
+        "Parts of the data",
+        "the training set (what the weights are fitted on), the validation set (held out of "
+        "the training set, stratified by class, seed 0, to pick the best epoch) and the test "
+        "set (used once, to score the final model).",
+    ),
+    ("How many of each", "the class balance: each class's share of each split."),
+    (
+        "The average digit",
+        "the per-class mean image over the training set; the difference view subtracts the "
+        "mean of the ten class means.",
+    ),
+    (
+        "How the network sorts them",
+        "a 2-D PCA (principal component analysis) of 2,000 class-balanced test images, of "
+        "their raw pixels or of one layer's activations (its output), centred, via the SVD; "
+        "each axis says the share of the variance its component explains.",
+    ),
+)
+
+
+def curious_notes(data_name: str, infos: Sequence[LayerInfo]) -> str:
+    """The Data page's "For the curious": its terms, and the layers the map can look through."""
+    terms = "\n".join(f"- **{plain}**: {exact}" for plain, exact in TERMS)
+    layers = ", ".join(f"`{info.kind}` {info.title}" for info in infos)
+    return f"{terms}\n\n**The data:** {data_name}. **The network's layers:** {layers}."

@@ -27,6 +27,7 @@ MISTAKE_SCALE = [[0.0, "#feedde"], [1.0, "#a63603"]]  # off the diagonal: mistak
 RIGHT_OUTLINE = "#08306b"  # round each cell of the diagonal
 PICKED = "#cc79a7"  # a chosen cell: Okabe and Ito's purple, on blue, orange, white and dark
 EXAMPLE_COLUMNS = 8
+CELL_TEXT_PX = 13  # the numbers in the confusion matrix's cells, before text_scale
 
 
 def _percent(share: float) -> str:
@@ -40,13 +41,15 @@ def confusion_figure(
     highlight: tuple[int, int] | None = None,
     noun: str = "digit",
     height: int = 540,
+    text_scale: float = 1.0,
 ) -> go.Figure:
     """The confusion matrix (true classes down, predicted across) with every cell written in.
 
     The diagonal (right answers) is blue and outlined, the mistakes orange, each on its own
     scale, so a handful of mistakes stays visible next to a thousand right answers; a legend
     says which is which. With `rates`, each row is divided by its total: the share of that
-    class read as each class.
+    class read as each class. `text_scale` enlarges the numbers in the cells, whose size is
+    fixed in px (1.5 in presentation mode).
     """
     cm = np.asarray(cm)
     k = len(cm)
@@ -88,7 +91,7 @@ def confusion_figure(
                     showscale=False,
                     text=np.where(cells, labels, "").tolist(),
                     texttemplate="%{text}",
-                    textfont=dict(size=13, color=ink),
+                    textfont=dict(size=round(CELL_TEXT_PX * text_scale), color=ink),
                     hoverinfo="skip",
                     xgap=2,
                     ygap=2,
@@ -149,7 +152,7 @@ def confusion_figure(
         )
     ticks = dict(tickmode="array", tickvals=list(range(k)), ticktext=names, fixedrange=True)
     fig.update_xaxes(
-        title_text=f"predicted {noun}",
+        title_text=f"the {noun} it read (its answer)",
         range=[-0.5, k - 0.5],
         showgrid=False,
         zeroline=False,
@@ -157,7 +160,7 @@ def confusion_figure(
         **ticks,
     )
     fig.update_yaxes(
-        title_text=f"true {noun}",
+        title_text=f"the real {noun}",
         range=[k - 0.5, -0.5],
         showgrid=False,
         zeroline=False,
@@ -187,8 +190,13 @@ def threshold_figure(
     """Coverage (share answered) and accuracy on the answered images against the threshold."""
     fig = go.Figure()
     curves = (
-        (coverage, "answered (coverage)", "#1f77b4", "answers %{y:.1%} of the images"),
-        (accuracy, "accuracy on the answered", "#2ca02c", "%{y:.2%} of its answers right"),
+        (coverage, "share it answers (coverage)", "#1f77b4", "answers %{y:.1%} of the images"),
+        (
+            accuracy,
+            "share of its answers right (accuracy)",
+            "#2ca02c",
+            "%{y:.2%} of its answers right",
+        ),
     )
     for y, name, color, value in curves:
         fig.add_trace(
@@ -198,15 +206,17 @@ def threshold_figure(
                 mode="lines",
                 name=name,
                 line=dict(color=color, width=2),
-                hovertemplate=f"threshold %{{x:.2f}}: {value}<extra></extra>",
+                hovertemplate=f"answering when at least %{{x:.1%}} sure: {value}<extra></extra>",
             )
         )
     if current is not None:
         fig.add_vline(x=current, line=dict(color=ACCENT, dash="dash", width=2))
-    fig.update_xaxes(title_text="confidence threshold (answers only at or above it)")
+    fig.update_xaxes(
+        title_text="how sure it must be to answer (the confidence threshold)", tickformat=".0%"
+    )
     # Zoom in on where the curves live: both are often above 90 % everywhere.
     low = np.nanmin(np.concatenate([np.ravel(coverage), np.ravel(accuracy), [1.0]]))
-    fig.update_yaxes(title_text="percent", tickformat=".0%", range=[max(0.0, low - 0.02), 1.005])
+    fig.update_yaxes(title_text="share", tickformat=".0%", range=[max(0.0, low - 0.02), 1.005])
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=10, b=10),
@@ -230,15 +240,15 @@ def robustness_figure(
             x=amounts,
             y=accuracy,
             mode="lines+markers",
-            name="accuracy",
+            name="read right",
             line=dict(color="#1f77b4", width=2),
-            hovertemplate=f"{x_title}: %{{x:g}}<br>accuracy %{{y:.1%}}<extra></extra>",
+            hovertemplate=f"{x_title}: %{{x:g}}<br>read right: %{{y:.1%}}<extra></extra>",
         )
     )
     fig.add_hline(
         y=chance,
         line=dict(color="#888", dash="dot"),
-        annotation_text="guessing",
+        annotation_text="blind guessing",
         annotation_position="bottom right",
     )
     if current is not None:
@@ -255,7 +265,7 @@ def robustness_figure(
             )
         )
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.04])
+    fig.update_yaxes(title_text="share read right (accuracy)", tickformat=".0%", range=[0, 1.04])
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
     return fig
 
@@ -264,7 +274,9 @@ Metric = dict[str, Any]  # the arguments of one st.metric
 UNCOLOURED = {"delta_color": "off", "delta_arrow": "off"}  # a delta that is a count, not a change
 
 
-def headline_metrics(result: Evaluation, cm: np.ndarray, names: Sequence[str]) -> list[Metric]:
+def headline_metrics(
+    result: Evaluation, cm: np.ndarray, names: Sequence[str], noun: str = "digit"
+) -> list[Metric]:
     """Accuracy, mistakes, loss and (when there is one) the most common mistake."""
     n_test, n_wrong = len(result.labels), int(cm.sum() - np.trace(cm))
     metrics = [
@@ -276,13 +288,14 @@ def headline_metrics(result: Evaluation, cm: np.ndarray, names: Sequence[str]) -
         dict(
             label="Mistakes",
             value=f"{n_wrong:,} of {n_test:,}",
-            help="Test images it read as the wrong class.",
+            help=f"Test images it read as the wrong {noun}.",
         ),
         dict(
-            label="Loss",
+            label="Surprise (loss)",
             value=f"{result.loss:.4f}",
-            help="Cross-entropy: how surprised the model is by the right answers, on "
-            "average. Lower is better.",
+            help="How surprised the network is by the right answers, on average: low when it "
+            "gave the right answer a high chance. Lower is better. (Its exact name: the "
+            "cross-entropy loss.)",
         ),
     ]
     worst = most_common_mistake(cm)
@@ -293,7 +306,7 @@ def headline_metrics(result: Evaluation, cm: np.ndarray, names: Sequence[str]) -
                 value=f"{names[worst.true]} → {names[worst.predicted]}",
                 delta=f"{worst.count} times",
                 **UNCOLOURED,
-                help="The true class and what the model read it as, most often.",
+                help=f"The real {noun} and what the network read it as, most often.",
             )
         )
     return metrics
@@ -343,9 +356,15 @@ def examples_heading(n: int, true: int | None, pred: int | None, names: Sequence
     return f"**{n:,}** {what}, **most confident first**."
 
 
+FOUND = "Found (recall)"
+RIGHT_WHEN_SAID = "Right when it says so (precision)"
+BOTH = "One score for both (F1)"
+SCORE_COLUMNS = (FOUND, RIGHT_WHEN_SAID, BOTH)
+
+
 def scores_table(cm: np.ndarray, names: Sequence[str], noun: str = "digit") -> pd.DataFrame:
-    """Precision, recall and F1 (in percent), test images, and the class each is most often
-    mistaken for, one row per class."""
+    """Recall, precision and F1 (in percent, each column named in plain words first), test
+    images, and the class each is most often mistaken for, one row per class."""
     scores = per_class(cm)
     confused = [
         f"{names[c.predicted]} ({c.count}×)" if c is not None else "—"
@@ -354,9 +373,9 @@ def scores_table(cm: np.ndarray, names: Sequence[str], noun: str = "digit") -> p
     return pd.DataFrame(
         {
             noun.capitalize(): list(names),
-            "Precision": scores["precision"] * 100,
-            "Recall": scores["recall"] * 100,
-            "F1": scores["f1"] * 100,
+            FOUND: scores["recall"] * 100,
+            RIGHT_WHEN_SAID: scores["precision"] * 100,
+            BOTH: scores["f1"] * 100,
             "Test images": scores["support"].astype(int),
             "Most often read as": confused,
         }
@@ -386,7 +405,7 @@ def examples_grid(
     ]
     hover = [
         f"test image #{i}: a {names[labels[i]]}, read as {names[predictions[i]]} "
-        f"({confidence[i]:.1%} sure)<br>click for all its probabilities"
+        f"({confidence[i]:.1%} sure)<br>click to see how sure it was of each answer"
         for i in shown
     ]
     colors = [RIGHT_INK if labels[i] == predictions[i] else WRONG_INK for i in shown]
@@ -401,6 +420,57 @@ def examples_grid(
         highlight=int(here[0]) if len(here) else None,
         tile_px=60,
     )
+
+
+# For the curious: the exact terms behind the page's plain words, plain words first.
+TERMS = (
+    (
+        "Accuracy, read right",
+        "accuracy: the share of test images whose highest-scoring class "
+        "(the argmax of the output) is the label.",
+    ),
+    (
+        "How sure",
+        "confidence: the softmax probability of the top class. The last layer's ten "
+        "raw scores (logits) go through the softmax function, which turns them into chances "
+        "between 0 and 1 that add up to 1.",
+    ),
+    (
+        "Surprise (loss)",
+        "the mean cross-entropy loss, −log of the chance given to the right "
+        "class, averaged over the test set (natural log).",
+    ),
+    (
+        "The grid of counts",
+        "the confusion matrix: true labels down the rows, predicted labels across the columns.",
+    ),
+    (
+        "Found, right when it says so, one score for both",
+        "per-class recall TP / (TP + FN), precision TP / (TP + FP) and F1, their harmonic mean.",
+    ),
+    (
+        "Answer only when at least this sure",
+        "selective classification (abstention) with a "
+        "confidence threshold; the share it answers is the coverage, and the accuracy on "
+        "the answered images is the selective accuracy.",
+    ),
+    (
+        "Damage",
+        "perturbations applied to a class-balanced sample of the test set: rotation "
+        "by ± the angle, translation by the given pixels in a random direction, additive "
+        "Gaussian noise of the given standard deviation, each clipped to [0, 1].",
+    ),
+)
+
+
+def curious_notes(layer_titles: Sequence[str]) -> str:
+    """The Evaluate page's "For the curious": its terms, and the network's exact layers."""
+    return terms_markdown(TERMS) + f"\n\n**The network's layers:** {' → '.join(layer_titles)}."
+
+
+def terms_markdown(terms: Sequence[tuple[str, str]]) -> str:
+    """(plain words, exact terms) as a Markdown list."""
+    return "\n".join(f"- **{plain}**: {exact}" for plain, exact in terms)
 
 
 def damaged_grid(damaged: np.ndarray, read_as: np.ndarray, class_names: Sequence[str]) -> go.Figure:

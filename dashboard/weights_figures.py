@@ -71,7 +71,9 @@ def weight_grid(
 
 
 REPLAY_GAP = "rgba(0,0,0,0)"  # between the tiles: the page shows through, as in the grid
-REPLAY_LABEL = "#808495"  # the frame's name over the slider: readable on light and dark themes
+# The frame's name over the slider; the pages' style sheet (dashboard/presentation.py) gives
+# it the page's text colour, as every chart label, for contrast on light and dark themes.
+REPLAY_LABEL = "#808495"
 
 
 def replay_figure(
@@ -94,7 +96,7 @@ def replay_figure(
     pictures = [_replay_tiles(replay.weights[i], cols) for i in range(frames)]
     index = np.arange(units)
     cx, cy = (index % cols) * (w + 1) + (w - 1) / 2, (index // cols) * (h + 1) + (h - 1) / 2
-    noun = "neuron" if replay.layer == "dense" else "filter"
+    noun = "neuron" if replay.layer == "dense" else "pattern finder (filter)"
     hover = [f"{noun} {u}" for u in replay.units]
     figure = go.Figure(
         [
@@ -276,7 +278,7 @@ def conv_filters_figure(weights: np.ndarray, biases: np.ndarray, tile_px: int = 
     top = symmetric_range(weights)
     if channels == 1:
         images = weights[:, :, 0, :].transpose(2, 0, 1)
-        hover = [f"filter {f}: bias {biases[f]:+.3f}" for f in range(filters)]
+        hover = [f"pattern finder (filter) {f}: bias {biases[f]:+.3f}" for f in range(filters)]
         return tile_grid(
             images,
             min(16, filters),
@@ -290,7 +292,11 @@ def conv_filters_figure(weights: np.ndarray, biases: np.ndarray, tile_px: int = 
     images = weights.transpose(3, 2, 0, 1).reshape(filters * channels, kh, kw)
     hover = None
     if filters * channels <= 1024:
-        hover = [f"filter {f}, input channel {c}" for f in range(filters) for c in range(channels)]
+        hover = [
+            f"pattern finder (filter) {f}, reading picture {c} (input channel)"
+            for f in range(filters)
+            for c in range(channels)
+        ]
     return tile_grid(
         images,
         channels,
@@ -309,15 +315,15 @@ def layer_weights(layer: Layer) -> tuple[go.Figure, str]:
     if layer.kind == "dense":
         caption = (
             "One row per neuron of this layer, one column per neuron feeding it: red "
-            "connections excite, blue ones inhibit."
+            "connections excite, blue ones hold back."
         )
         return dense_weights_figure(W), caption
     if W.shape[2] > 1:
         return conv_filters_figure(W, b), (
-            "One row per filter, one small image per input channel it reads (each of the "
-            "pictures the layer before passes on)."
+            "One row per pattern finder (filter), one small image per picture it reads from "
+            "the layer before (its input channels)."
         )
-    return conv_filters_figure(W, b), "One small image per filter."
+    return conv_filters_figure(W, b), "One small image per pattern finder (filter)."
 
 
 def histogram_figure(
@@ -412,7 +418,7 @@ def feature_maps(maps: np.ndarray, cols: int = 16, tile_px: int = 56) -> go.Figu
     images = np.asarray(maps).transpose(2, 0, 1)
     top = float(max(np.abs(images).max(initial=0), 1e-6))
     signed = bool((images < 0).any())
-    hover = [f"channel {c}: strongest {images[c].max():.2f}" for c in range(len(images))]
+    hover = [f"picture {c} (channel): strongest {images[c].max():.2f}" for c in range(len(images))]
     return tile_grid(
         images,
         cols,
@@ -466,7 +472,7 @@ def plain_title(info: analysis.LayerInfo) -> str:
     if kind == "dense":
         words = f"{shape[-1]} neurons, each weighing all its inputs"
     elif kind == "conv2d":
-        words = f"{shape[-1]} small pattern detectors slid over the picture"
+        words = f"{shape[-1]} pattern finders (filters) slid over the picture"
     elif kind in _DOES:
         words = f"{plain_shape(shape)}, {_DOES[kind]}"
     else:
@@ -478,11 +484,11 @@ def snapshot_caption(moment: Moment, val_accuracy: float | None, best_epoch: int
     """What the weights at `moment` are: random, or after so much training, and how good."""
     if moment.batches:
         many = f"{moment.batches} batches" if moment.batches > 1 else "batch"
-        when = f"After the first {many} of epoch 1. "
+        when = f"After the first {many} of epoch 1 (a batch is a handful of images). "
     elif moment.epoch == 0:
         when = "The untrained network: random weights. "
     else:
-        when = f"After epoch {moment.epoch}. "
+        when = f"After epoch {moment.epoch} ({_nth(moment.epoch)} pass over the training images). "
     return (
         when
         + (
@@ -490,13 +496,24 @@ def snapshot_caption(moment: Moment, val_accuracy: float | None, best_epoch: int
             if val_accuracy is not None
             else ""
         )
-        + (f"The selected model is the best epoch, {best_epoch}." if best_epoch else "")
+        + (
+            f"The selected model is from the best epoch, {best_epoch} (the one that scored "
+            "best on the images set aside)."
+            if best_epoch
+            else ""
+        )
     )
+
+
+def _nth(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st."""
+    last = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th") if n % 100 not in (11, 12, 13) else "th"
+    return f"{n}{last}"
 
 
 def replay_caption(layer: str, shown: int, total: int) -> str:
     """How to read the replay: which units it shows, and its colours."""
-    noun = "neurons" if layer == "dense" else "filters"
+    noun = "neurons" if layer == "dense" else "pattern finders (filters)"
     which = f"All {total} {noun}" if shown == total else f"The first {shown} of the {total} {noun}"
     return (
         f"{which}. Each frame has its own colour scale, centred on zero (white), so the "
@@ -520,12 +537,16 @@ def constant_bias_note(model: Model, titles: Mapping[int, str]) -> str:
     if not constant:
         return ""
     why = (
-        " (the batch norm after them does their job, so they never move)."
+        " (the rescaling step after them, a batch norm, does their job, so they never move)."
         if all(analysis.feeds_batch_norm(model, i) for i in constant)
         else "."
     )
     listed = ", ".join(titles[i] for i in constant)
     return f" Not drawn: the biases of {listed}, which all have the same value{why}"
+
+
+# A convolutional layer's unit is a channel: one of the pictures the layer passes on.
+_PLAIN_UNITS = {"channels": "pictures (channels)", "neurons": "neurons"}
 
 
 def dead_metrics(
@@ -535,10 +556,67 @@ def dead_metrics(
     return [
         dict(
             label=titles[d.index],
-            value=f"{len(d.dead)} of {d.units} {analysis.unit_noun(model, d.index)}",
+            value=f"{len(d.dead)} of {d.units} {_PLAIN_UNITS[analysis.unit_noun(model, d.index)]}",
             help="Neurons that output zero for every one of the test images (their ReLU, "
             "which turns negatives into zero, always gets a negative): they pass nothing on "
             "and no longer learn.",
         )
         for d in dead
     ]
+
+
+# For the curious: the exact terms behind the page's plain words, plain words first.
+TERMS = (
+    (
+        "Neuron",
+        "a unit of a dense (fully connected) layer: it computes w · x + b over all its "
+        "inputs, then the layer's activation function.",
+    ),
+    (
+        "What each neuron looks for",
+        "a first-layer neuron's 784 incoming weights (a column of W) reshaped to 28 × 28.",
+    ),
+    ("Head start (bias)", "the bias b added to the weighted sum."),
+    (
+        "Pattern finder (filter)",
+        "a convolution kernel of k × k weights per input channel, slid over the image "
+        "(cross-correlation) with one bias.",
+    ),
+    (
+        "Pictures a layer passes on",
+        "feature maps: the (height × width × channels) output of a convolution, "
+        "max-pool, batch norm or ReLU layer; one channel per filter.",
+    ),
+    (
+        "What lights up inside",
+        "activations: each layer's output for one image, after its non-linearity; the last "
+        "layer's ten raw scores (logits) become the chances through the softmax function.",
+    ),
+    (
+        "Neurons that never fire (dead)",
+        "ReLU units whose output is 0 for every test image, so their gradient is 0 too.",
+    ),
+    ("How common (density)", "a histogram normalised so that its area is 1."),
+    (
+        "Batch, epoch",
+        "a mini-batch of images per gradient step; an epoch is one pass over the training "
+        "set. Snapshots are saved after the first 1, 2, 4, … batches and every epoch.",
+    ),
+)
+
+
+def layer_notes(infos: Sequence[analysis.LayerInfo]) -> str:
+    """Every layer as the code names it, with its output size and what it does in words."""
+    lines = []
+    for info in infos:
+        shape = " × ".join(str(s) for s in info.output_shape)
+        words = plain_title(info).split(" · ")[0]
+        lines.append(f"{len(lines) + 1}. **{info.title}**: `{info.kind}`, out {shape}: {words}")
+    return "\n".join(lines)
+
+
+def curious_notes(infos: Sequence[analysis.LayerInfo]) -> str:
+    """The Weights page's "For the curious": its terms, and the network's exact layers."""
+    terms = "\n".join(f"- **{plain}**: {exact}" for plain, exact in TERMS)
+    arrows = " → ".join(info.kind for info in infos)
+    return f"{terms}\n\n**The network's layers** ({arrows}):\n\n{layer_notes(infos)}"

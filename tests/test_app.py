@@ -146,10 +146,15 @@ def test_the_pages_read_a_model_file_once_however_much_they_compute(runs, monkey
     at.query_params["model"] = "mlp"
     at.run()
     visits = {
-        "evaluate": ("evaluate_tab", ["Mistakes", "Robustness"]),
+        "evaluate": ("evaluate_tab", ["Mistakes", "Damaged digits"]),
         "weights": (
             "weights_tab",
-            ["What each neuron looks for", "Replay of training", "All layers", "Activations"],
+            [
+                "What each neuron looks for",
+                "Replay of training",
+                "All layers",
+                "What lights up inside",
+            ],
         ),
         "data": ("data_tab", ["How the network sorts them"]),
     }

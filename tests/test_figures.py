@@ -239,8 +239,8 @@ def test_confusion_figure_draws_every_count_once(cm):
         if text
     }
     assert texts[(0, 0)] == f"{cm[0, 0]:,}" and (2, 7) not in texts  # zeros stay blank
-    assert figure.layout.xaxis.title.text == "predicted digit"
-    assert figure.layout.yaxis.title.text == "true digit"
+    assert figure.layout.xaxis.title.text == "the digit it read (its answer)"
+    assert figure.layout.yaxis.title.text == "the real digit"
     assert tuple(figure.layout.yaxis.range) == (9.5, -0.5)  # 0 at the top
 
 
@@ -251,6 +251,15 @@ def test_confusion_figure_rates_and_highlight(cm):
     (shape,) = figure.layout.shapes
     assert (shape.x0, shape.x1, shape.y0, shape.y1) == (4.5, 5.5, 2.5, 3.5)
     assert shape.line.color == evaluate_figures.PICKED  # neither blue nor orange
+
+
+def test_the_cells_numbers_grow_with_the_text_scale(cm):
+    def sizes(figure: go.Figure) -> set[int]:
+        return {t.textfont.size for t in figure.data if t.type == "heatmap"}
+
+    assert sizes(evaluate_figures.confusion_figure(cm, NAMES)) == {evaluate_figures.CELL_TEXT_PX}
+    big = evaluate_figures.confusion_figure(cm, NAMES, rates=True, text_scale=1.5)
+    assert sizes(big) == {round(1.5 * evaluate_figures.CELL_TEXT_PX)}
 
 
 def hue(colour: str) -> float:
@@ -293,6 +302,7 @@ def test_threshold_and_robustness_figures():
         amounts, np.array([0.99, 0.9, 0.6, 0.3]), "rotation", 20
     )
     assert has_axis_titles(figure) and figure.layout.xaxis.title.text == "rotation"
+    assert figure.layout.yaxis.title.text == "share read right (accuracy)"
     (chosen,) = [t for t in figure.data if t.name == "chosen"]
     assert (chosen.x[0], chosen.y[0]) == (20, 0.6)
     assert [s.y0 for s in figure.layout.shapes] == [0.1]  # guessing
@@ -367,7 +377,8 @@ def test_the_headline_and_the_threshold_in_numbers():
     result = Evaluation(np.zeros((285, 3)), np.zeros(285), loss=0.1234567, accuracy=270 / 285)
     metrics = {m["label"]: m for m in evaluate_figures.headline_metrics(result, cm, list("abc"))}
     assert metrics["Accuracy"]["value"] == "94.74%"
-    assert metrics["Mistakes"]["value"] == "15 of 285" and metrics["Loss"]["value"] == "0.1235"
+    assert metrics["Mistakes"]["value"] == "15 of 285"
+    assert metrics["Surprise (loss)"]["value"] == "0.1235"
     worst = metrics["Most common mistake"]
     assert (worst["value"], worst["delta"]) == ("c → a", "12 times")
     assert "Most common mistake" not in {
@@ -389,8 +400,10 @@ def test_the_scores_table_and_the_viewers_heading():
     cm = np.array([[8, 2, 0], [0, 10, 0], [1, 3, 6]])
     table = evaluate_figures.scores_table(cm, list("abc"), noun="letter")
     assert list(table["Letter"]) == list("abc")
-    assert table["Recall"].tolist() == pytest.approx([80, 100, 60])
-    assert table["Precision"].tolist() == pytest.approx([800 / 9, 1000 / 15, 100])
+    assert table["Found (recall)"].tolist() == pytest.approx([80, 100, 60])
+    precision = table["Right when it says so (precision)"]
+    assert precision.tolist() == pytest.approx([800 / 9, 1000 / 15, 100])
+    assert list(table.columns[1:4]) == list(evaluate_figures.SCORE_COLUMNS)
     assert table["Test images"].tolist() == [10, 10, 10]
     assert table["Most often read as"].tolist() == ["b (2×)", "—", "b (3×)"]
     heading = evaluate_figures.examples_heading
@@ -449,7 +462,8 @@ def test_conv_filters_figure(rng):
     filters = [deeper[:, :, c, f] for f in range(6) for c in range(4)]
     boxes = tile_boxes(figure, np.stack([grids.colorize(k, DIVERGING, -top, top) for k in filters]))
     assert_a_clean_grid(figure, boxes, 4)  # a row per filter, a tile per input channel
-    assert trace(figure, "tiles").hovertext[4 * 2 + 3] == "filter 2, input channel 3"
+    hover = trace(figure, "tiles").hovertext[4 * 2 + 3]
+    assert hover == "pattern finder (filter) 2, reading picture 3 (input channel)"
 
 
 def test_histogram_densities_integrate_to_one_and_constants_are_skipped(rng):
@@ -503,8 +517,9 @@ def test_each_layers_weights_with_how_to_read_them():
     ]
     model = Model({"input_shape": [28, 28, 1], "layers": layers})
     first, deeper, dense = (weights_figures.layer_weights(model.layers[i]) for i in (0, 1, 3))
-    assert first[1] == "One small image per filter." and len(trace(first[0], "tiles").x) == 3
-    assert deeper[1].startswith("One row per filter, one small image per input channel")
+    assert first[1] == "One small image per pattern finder (filter)."
+    assert len(trace(first[0], "tiles").x) == 3
+    assert deeper[1].startswith("One row per pattern finder (filter), one small image per")
     assert len(trace(deeper[0], "tiles").x) == 2 * 3
     assert dense[1].startswith("One row per neuron") and dense[0].data[0].type == "heatmap"
 
@@ -520,16 +535,24 @@ def test_activations_are_feature_maps_or_a_grid_of_neurons(rng):
 def test_the_words_beside_the_weights(mnist):
     caption = weights_figures.snapshot_caption
     assert caption(Moment(0), None, 4) == (
-        "The untrained network: random weights. The selected model is the best epoch, 4."
+        "The untrained network: random weights. The selected model is from the best epoch, 4 "
+        "(the one that scored best on the images set aside)."
     )
     assert (
         caption(Moment(2), 0.9512, None)
-        == "After epoch 2. Accuracy on the images set aside (validation) then: 95.12%. "
+        == "After epoch 2 (2nd pass over the training images). Accuracy on the images set "
+        "aside (validation) then: 95.12%. "
     )
-    assert caption(Moment(0, 1), None, None) == "After the first batch of epoch 1. "
-    assert caption(Moment(0, 64), None, 3).startswith("After the first 64 batches of epoch 1. ")
+    assert caption(Moment(1), None, None).startswith("After epoch 1 (1st pass ")
+    assert caption(Moment(12), None, None).startswith("After epoch 12 (12th pass ")
+    assert caption(Moment(0, 1), None, None) == (
+        "After the first batch of epoch 1 (a batch is a handful of images). "
+    )
+    assert caption(Moment(0, 64), None, 3).startswith("After the first 64 batches of epoch 1 ")
     assert weights_figures.replay_caption("dense", 64, 128).startswith("The first 64 of the 128 ")
-    assert weights_figures.replay_caption("conv2d", 16, 16).startswith("All 16 filters.")
+    assert weights_figures.replay_caption("conv2d", 16, 16).startswith(
+        "All 16 pattern finders (filters)."
+    )
     assert "3 of them never fire" in weights_figures.grid_caption(3)
     assert "never fire" not in weights_figures.grid_caption(0)
     layers = [
@@ -556,7 +579,7 @@ def test_the_words_beside_the_weights(mnist):
     dead = analysis.dead_units(model, mnist.test_images[:20])
     metrics = weights_figures.dead_metrics(model, dead, titles)
     assert [m["label"] for m in metrics] == [titles[3], titles[6]]
-    assert metrics[0]["value"].endswith(" of 2 channels")
+    assert metrics[0]["value"].endswith(" of 2 pictures (channels)")
     assert metrics[1]["value"].endswith(" of 5 neurons")
 
 
@@ -629,6 +652,25 @@ def test_a_group_of_picked_dots_shows_their_digits(rng):
     assert trace(figure, "tiles").hovertext[1] == "test image #17: a 7, read as 1"
 
 
+def test_for_the_curious_the_exact_words_and_every_layer_by_its_name():
+    layers = [
+        {"type": "conv2d", "filters": 2},
+        {"type": "maxpool2d"},
+        {"type": "relu"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10},
+    ]
+    infos = analysis.describe_layers(Model({"input_shape": [28, 28, 1], "layers": layers}))
+    weights = weights_figures.curious_notes(infos)
+    assert "conv2d → maxpool2d → relu → flatten → dense" in weights
+    assert "**Convolution 1 (2 filters of 3×3)**: `conv2d`, out 28 × 28 × 2: 2 pattern" in weights
+    assert all(info.title in weights for info in infos) and "feature maps" in weights
+    evaluate = evaluate_figures.curious_notes([i.title for i in infos])
+    assert "softmax" in evaluate and "Convolution 1 (2 filters of 3×3) → Max-pool 1" in evaluate
+    data = data_figures.curious_notes("MNIST", infos)
+    assert "principal component" in data and "MNIST" in data and "`dense` Dense 1" in data
+
+
 def test_layer_titles_say_what_a_layer_does_before_its_exact_name():
     layers = [
         {"type": "conv2d", "filters": 2},
@@ -644,7 +686,7 @@ def test_layer_titles_say_what_a_layer_does_before_its_exact_name():
         words, _, tail = title.partition(" · ")
         assert tail == name and words and not words[0].islower()  # plain words, then the name
     joined = " ".join(titles)
-    assert "2 small pattern detectors slid over the picture · Convolution 1" in joined
+    assert "2 pattern finders (filters) slid over the picture · Convolution 1" in joined
     assert "2 pictures of 14×14, shrunk, keeping each patch's strongest value · Max-pool 1" in (
         joined
     )

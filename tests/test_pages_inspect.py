@@ -11,6 +11,7 @@ import base64
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -123,6 +124,79 @@ def metric(at: AppTest, label: str) -> str:
     return found.value
 
 
+# Words for everyone: a technical word in a label is only allowed as an aside to plain words,
+# in parentheses ("how sure (probability)") or after a " · " that follows them ("the biggest
+# difference · principal component 1"). What is left once the asides are taken out must say
+# something, and say it without jargon.
+JARGON = re.compile(
+    r"\b(logits?|softmax|class(es)?|probabilit(y|ies)|principal components?|feature maps?|"
+    r"activations?|PCA|cross-entropy|channels?|filters?|precision|recall|F1|epochs?|gradients?|"
+    r"tensors?|dense|conv2d|maxpool2d|batchnorm)\b",
+    re.IGNORECASE,
+)
+
+
+def bare_jargon(text: str) -> list[str]:
+    """The technical words in a label outside its plain-word explanation; "" when the label
+    is nothing but an aside."""
+    plain = re.sub(r"\([^()]*\)", "", text.split(" · ")[0]).strip()
+    if JARGON.search(text) and not plain:
+        return [text]
+    return [m.group(0) for m in JARGON.finditer(plain)]
+
+
+def test_the_jargon_rule():
+    assert bare_jargon("probability") == ["probability"]
+    assert bare_jargon("how sure (probability)") == []
+    assert bare_jargon("(probability)") == ["(probability)"]  # an aside with nothing beside
+    assert bare_jargon("first principal component (16 % of the variance)") == [
+        "principal component"
+    ]
+    assert bare_jargon("the biggest difference (16 %) · principal component 1") == []
+    assert bare_jargon("softmax · how sure") == ["softmax"]  # the plain words come first
+    assert bare_jargon("Classes of a class") == ["Classes", "class"]
+    assert bare_jargon("a classic, unfiltered") == []  # whole words only
+
+
+def chart_titles(spec: dict) -> list[str]:
+    """A chart's title, axis titles, legend title and colour-bar titles."""
+
+    def text(title: object) -> str:
+        return (title.get("text") or "") if isinstance(title, dict) else str(title or "")
+
+    layout = spec.get("layout", {})
+    found = [text(layout.get("title"))]
+    found += [text(v.get("title")) for k, v in layout.items() if k.startswith(("xaxis", "yaxis"))]
+    found.append(text(layout.get("legend", {}).get("title")))
+    for t in spec.get("data", []):
+        for bar in (t.get("colorbar"), t.get("marker", {}).get("colorbar")):
+            found.append(text((bar or {}).get("title")))
+    return [f for f in found if f]
+
+
+def labels_shown(at: AppTest) -> list[str]:
+    """Every label in the main area: widgets, metrics, tabs, expanders, table columns, and
+    each chart's titles."""
+    found = [n.label for n in at.main if isinstance(getattr(n, "label", None), str)]
+    found += [str(c) for table in at.dataframe for c in table.value.columns]
+    for chart in at.get("plotly_chart"):
+        found += chart_titles(json.loads(chart.proto.spec))
+    return found
+
+
+def assert_plain_words(at: AppTest) -> None:
+    shown = labels_shown(at)
+    assert shown
+    bare = {label: bare_jargon(label) for label in shown if bare_jargon(label)}
+    assert bare == {}
+
+
+def curious(at: AppTest) -> str:
+    """What the page's "For the curious" expander says."""
+    (expander,) = [e for e in at.expander if e.label == "For the curious"]
+    return " ".join(m.value for m in expander.markdown)
+
+
 # Evaluate
 
 
@@ -137,6 +211,11 @@ def test_evaluate_default_model(mnist, default_eval):
     wrong = int(cm.sum() - np.trace(cm))
     assert metric(at, "Mistakes") == f"{wrong:,} of {n:,}"
     assert metric(at, "Accuracy") == f"{default_eval.accuracy:.2%}"
+    assert_plain_words(at)
+    notes = curious(at)  # the exact words, for whoever wants them
+    assert "softmax" in notes and "cross-entropy" in notes and "confusion matrix" in notes
+    model, _ = load_model(DEFAULT_MODEL)
+    assert all(info.title in notes for info in analysis.describe_layers(model))
     assert any(md.value.startswith(f"**{wrong:,}** mistakes") for md in at.markdown)
     # The first page of the viewer: the most confident mistakes, in order.
     tiles = trace(figure(at, "eval_examples"), "tiles")["customdata"]
@@ -202,7 +281,7 @@ def test_evaluate_tiny_run_pages_through_its_mistakes(tiny, mnist):
 
 
 def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
-    at = open_page("evaluate", model=f"run-{tiny.id}", evaluate_tab="Confidence")
+    at = open_page("evaluate", model=f"run-{tiny.id}", evaluate_tab="How sure is sure enough")
     model, _ = load_model(tiny.checkpoint)
     result = evaluate(model, mnist.test_images, mnist.test_labels)
     sure = result.confidence >= 0.9
@@ -212,6 +291,7 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
     assert metric(at, "Says “not sure”") == f"{np.count_nonzero(~sure):,}"
     curve = figure(at, "eval_threshold_curve")
     assert len(curve["data"]) == 2 and curve["layout"]["shapes"][0]["x0"] == 0.9
+    assert_plain_words(at)
 
     choose(at, evaluate_tab="Scores per digit")
     at.run()
@@ -219,9 +299,10 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
     (table,) = at.dataframe
     assert table.value["Test images"].sum() == len(mnist.test_labels)
     recall = right[mnist.test_labels == 3].mean() * 100
-    assert table.value["Recall"][3] == pytest.approx(recall)
+    assert table.value["Found (recall)"][3] == pytest.approx(recall)
+    assert_plain_words(at)
 
-    choose(at, evaluate_tab="Robustness")
+    choose(at, evaluate_tab="Damaged digits")
     at.run()
     assert_clean(at)
     line = figure(at, "eval_robustness")["data"][0]
@@ -230,6 +311,7 @@ def test_evaluate_confidence_scores_and_robustness_tabs(tiny, mnist):
     undamaged = evaluate(model, mnist.test_images[rows], mnist.test_labels[rows]).accuracy
     assert array(line["y"])[0] == pytest.approx(undamaged)
     assert len(figure(at, "eval_robustness_samples")["layout"]["annotations"]) == 10
+    assert_plain_words(at)
     at.segmented_control(key="eval_damage").set_value("noise").run()
     assert_clean(at)
     noise = array(figure(at, "eval_robustness")["data"][0]["x"])
@@ -248,10 +330,14 @@ def test_weights_of_the_shipped_mlp(mnist):
     assert tiles["customdata"] == list(range(W.shape[1]))  # one tile per first-layer neuron
     large = figure(at, "weights_neuron_large")["data"][0]
     np.testing.assert_allclose(array(large["z"]), W[:, 5].reshape(28, 28), rtol=1e-6)
-    assert metric(at, "Bias") == f"{model.layers[1].params['b'][5]:+.3f}"
+    assert metric(at, "Head start (bias)") == f"{model.layers[1].params['b'][5]:+.3f}"
     dead = analysis.dead_units(model, mnist.test_images)
     marked = [i for i, text in enumerate(tiles["hovertext"]) if "never fires" in text]
     assert marked == dead[0].dead.tolist() and marked  # the shipped model has a few
+    assert_plain_words(at)
+    notes = curious(at)
+    assert "dense → relu → dense → relu → dense" in notes and "logits" in notes
+    assert all(info.title in notes for info in analysis.describe_layers(model))
 
     choose(at, weights_tab="All layers")
     at.run()
@@ -266,8 +352,9 @@ def test_weights_of_the_shipped_mlp(mnist):
     }
     matrices = [c.key for c in at.get("plotly_chart") if c.key.startswith("weights_matrix_")]
     assert matrices == ["weights_matrix_3", "weights_matrix_5"]  # the layers after the first
+    assert_plain_words(at)
 
-    choose(at, weights_tab="Activations")
+    choose(at, weights_tab="What lights up inside")
     choose(at, weights_act_index=7)
     at.run()
     assert_clean(at)
@@ -279,6 +366,7 @@ def test_weights_of_the_shipped_mlp(mnist):
         f"A {mnist.test_labels[7]}, read as"
         in figure(at, "weights_act_probs")["layout"]["title"]["text"]
     )
+    assert_plain_words(at)
 
     choose(at, weights_tab="Replay of training")
     at.run()
@@ -304,7 +392,7 @@ def test_weights_at_every_snapshot_and_the_replay_of_a_run(tiny):
     np.testing.assert_allclose(
         array(large["z"]), after_one.layers[1].params["W"][:, 0].reshape(28, 28)
     )
-    assert any(c.value.startswith("After the first batch of epoch 1.") for c in at.caption)
+    assert any(c.value.startswith("After the first batch of epoch 1 (") for c in at.caption)
 
     choose(at, weights_tab="Replay of training")
     at.run()
@@ -335,6 +423,8 @@ def test_weights_of_a_cnn(store_with_runs, mnist):
     run = store_with_runs[1]["tiny-cnn"]
     at = open_page("weights", model=f"run-{run.id}")
     assert len(array(trace(figure(at, "weights_first_filters"), "tiles")["x"])) == 4
+    assert_plain_words(at)
+    assert curious(at).count("`conv2d`") == 2  # each convolution by the name the code uses
     choose(at, weights_tab="Replay of training")
     at.run()
     assert_clean(at)
@@ -354,14 +444,15 @@ def test_weights_of_a_cnn(store_with_runs, mnist):
         f"{len(d.dead)} of {d.units} {unit}"
         for d, unit in zip(
             analysis.dead_units(load_model(run.checkpoint)[0], mnist.test_images),
-            ["channels", "channels", "neurons"],
+            ["pictures (channels)", "pictures (channels)", "neurons"],
             strict=True,
         )
     ]
-    choose(at, weights_tab="Activations")
+    choose(at, weights_tab="What lights up inside")
     at.run()
     assert_clean(at)
     assert len(array(trace(figure(at, "weights_act_2"), "tiles")["x"])) == 4  # one map per filter
+    assert_plain_words(at)
 
 
 # Data
@@ -374,16 +465,19 @@ def test_data_page_default_model(mnist):
     for text, cls in zip(hover, np.repeat(np.arange(10), 12), strict=True):
         index = int(text.split("#")[1].split(":")[0])
         assert mnist.train_labels[index] == cls and text.endswith(f"a {cls}")
+    assert_plain_words(at)
+    assert "principal component" in curious(at)
     next(b for b in at.button if b.label == "Show others").click().run()
     assert trace(figure(at, "data_samples"), "tiles")["hovertext"] != hover
 
-    choose(at, data_tab="Class balance")
+    choose(at, data_tab="How many of each")
     at.run()
     assert_clean(at)
     (table,) = at.dataframe
     split = split_for(TrainConfig(), mnist)
     assert table.value["Training"].tolist() == np.bincount(mnist.train_labels[split.train]).tolist()
     assert table.value["Validation"].sum() == 5000 and table.value["Test"].sum() == 10_000
+    assert_plain_words(at)
 
     choose(at, data_tab="The average digit")
     at.run()
@@ -393,6 +487,7 @@ def test_data_page_default_model(mnist):
     )
     at.toggle(key="data_mean_difference").set_value(True).run()
     assert any(t.get("marker", {}).get("showscale") for t in figure(at, "data_means")["data"])
+    assert_plain_words(at)
 
 
 def test_data_map_of_a_hidden_layer(tiny, mnist):
@@ -417,6 +512,7 @@ def test_data_map_of_a_hidden_layer(tiny, mnist):
     rows = subset(np.arange(10_000), mnist.test_labels, 2000, seed=0)
     _, share = analysis.pca_2d(mnist.test_images[rows].reshape(2000, -1) / 255)
     assert f"({share[0]:.0%} of all their differences)" in explained
+    assert_plain_words(at)
 
 
 # Responsiveness

@@ -32,7 +32,7 @@ def _reshuffle() -> None:
 def samples_tab(data: Dataset, names: list[str], noun: str) -> None:
     seed = st.session_state.get("data_sample_seed", 0)
     picked = analysis.sample_per_class(data.train_labels, PER_CLASS, seed, len(names))
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.markdown(
         f"{PER_CLASS} training images of each {noun}, picked at random. The same {noun} can "
         "look very different from one example to the next: the network has to learn what "
@@ -47,11 +47,12 @@ def balance_tab(data: Dataset, data_dir: str, names: list[str], noun: str) -> No
     counts = computed.split_counts(data_dir)
     st.plotly_chart(data_figures.class_balance_figure(counts, names, noun=noun), key="data_balance")
     st.caption(
-        "Each bar is the share of one part of the data that is this class; the dotted line is "
-        f"a perfectly even split. The **validation** set is {counts['validation'].sum():,} "
-        "training images set aside (the same share of every class, picked with seed 0) to "
-        "choose the best epoch: the network never trains on them. The **test** set is only "
-        "used to score the finished network."
+        f"Each bar is the share of one part of the data that is this {noun}; the dotted line "
+        f"is a perfectly even split. The **validation** set is "
+        f"{counts['validation'].sum():,} training images set aside (the same share of every "
+        f"{noun}, picked with seed 0) to choose the best moment to stop (the best epoch): the "
+        "network never trains on them. The **test** set is only used to score the finished "
+        "network."
     )
     table = pd.DataFrame(
         {noun.capitalize(): names, **{p.capitalize(): c for p, c in counts.items()}}
@@ -69,12 +70,13 @@ def mean_tab(data: Dataset, data_dir: str, names: list[str], noun: str) -> None:
     st.plotly_chart(figure, key="data_means", config=CHART_CONFIG)
     if difference:
         st.caption(
-            "Red: where this class has more ink than the average digit; blue: less. This is "
-            "roughly what a network with no hidden layer would learn to look for."
+            f"Red: where this {noun} has more ink than the average of all of them; blue: less. "
+            "This is roughly what a network with no hidden layer (nothing between the pixels "
+            "and the answer) would learn to look for."
         )
     else:
         st.caption(
-            "Every training image of a class laid on top of each other: bright where most "
+            f"Every training image of a {noun} laid on top of each other: bright where most "
             "people put ink. The blur shows how much handwriting varies."
         )
 
@@ -121,9 +123,9 @@ def map_tab(
         )
         st.caption(
             f"{len(rows):,} test images ({len(rows) // len(names)} of each {noun}), one dot "
-            "each, coloured by the true class. Dots close together look alike to this layer. "
-            "Compare the raw pixels with the last hidden layer: the network pulls the classes "
-            "apart."
+            f"each, coloured by the {noun} it really is. Dots close together look alike to this "
+            "layer. Compare the raw pixels with the last layer inside: the network pulls the "
+            f"{noun}s apart."
         )
     with right:
         picked_dots(data, names, rows, labels, predictions, picked)
@@ -175,19 +177,22 @@ def picked_dots(
 st.title("Data")
 choice, model, meta = state.selected_model()
 data, data_dir, names = state.model_data(meta)
-noun = "digit" if data.name == "MNIST" else "class"
+noun = "digit" if data.name == "MNIST" else "item"
 h, w = data.image_shape
+kinds = "the 10 digits" if noun == "digit" else f"{len(names)} kinds ({', '.join(names)})"
 st.caption(
     f"**{data.name}**: {len(data.train_labels):,} training and {len(data.test_labels):,} test "
-    f"images of {h}×{w} pixels, in {len(names)} classes."
+    f"images of {h}×{w} pixels, of {kinds}."
 )
 
 state.lazy_tabs(
     {
         "Examples": lambda: samples_tab(data, names, noun),
-        "Class balance": lambda: balance_tab(data, data_dir, names, noun),
+        "How many of each": lambda: balance_tab(data, data_dir, names, noun),
         f"The average {noun}": lambda: mean_tab(data, data_dir, names, noun),
         "How the network sorts them": lambda: map_tab(choice, model, data, data_dir, names, noun),
     },
     key="data_tab",
 )
+with st.expander("For the curious", icon=":material/science:"):
+    st.markdown(data_figures.curious_notes(data.name, analysis.describe_layers(model)))

@@ -8,15 +8,30 @@ import streamlit as st
 from core import analysis
 from core.data import Dataset
 from core.metrics import Evaluation, confusion_matrix
-from dashboard import computed, evaluate_figures, images, state
+from dashboard import computed, evaluate_figures, images, presentation, state
 from dashboard.grids import CHART_CONFIG, CLICKABLE, selected_custom
 
 PAGE_SIZE = 40  # mistakes per page of the viewer: 5 rows of 8
+# The confusion matrix's height in px. In presentation mode its numbers are 1.5x larger, so it
+# takes the page's whole width (its examples go under it) and grows until "1,135" fits a cell.
+CONFUSION_HEIGHT, PRESENTED_CONFUSION_HEIGHT = 540, 720
 DAMAGE = {
-    "rotate": ("Rotation", "rotation (degrees, either way)", "{:g}°"),
-    "shift": ("Shift", "shift (pixels, in a random direction)", "{:g} px"),
-    "noise": ("Noise", "noise (how strong the random speckle is: its standard deviation)", "{:g}"),
+    "rotate": ("Turned", "how far each image is turned (degrees, either way)", "{:g}°"),
+    "shift": ("Moved", "how far each image is moved (pixels, in a random direction)", "{:g} px"),
+    "noise": (
+        "Speckled",
+        "how strong the random speckle is (noise, its standard deviation)",
+        "{:g}",
+    ),
 }
+
+
+def metric_columns() -> list:
+    """Four columns for four metrics; two by two in presentation mode, where four abreast
+    would cut the larger labels and numbers short."""
+    if presentation.is_on():
+        return [column for _ in range(2) for column in st.columns(2)]
+    return list(st.columns(4))
 
 
 def _on_cell_click() -> None:
@@ -46,7 +61,11 @@ def _on_example_click() -> None:
 def mistakes_tab(
     data: Dataset, result: Evaluation, cm: np.ndarray, names: list[str], noun: str
 ) -> None:
-    left, right = st.columns([1, 1], gap="medium")
+    presented = presentation.is_on()
+    if presented:
+        left, right = st.container(), st.container()
+    else:
+        left, right = st.columns([1, 1], gap="medium")
     with right:
         true_column, read_column = st.columns(2)
         filters = dict(
@@ -56,19 +75,26 @@ def mistakes_tab(
             persist_state="session",
             on_change=_on_filter_change,
         )
-        true = true_column.selectbox(f"True {noun}", key="eval_true", **filters)
+        true = true_column.selectbox(f"Really a {noun}", key="eval_true", **filters)
         pred = read_column.selectbox("Read as", key="eval_pred", **filters)
     with left:
         rates = st.toggle(
-            "Show rates (each row adds up to 100 %)",
+            "Show shares instead of counts (each row adds up to 100 %)",
             key="eval_rates",
             persist_state="session",
-            help="Divide each row by its total: the share of that class read as each class.",
+            help=f"Divide each row by its total: of all the real {noun}s of that row, the "
+            f"share read as each {noun}.",
         )
         highlight = (true, pred) if true is not None and pred is not None else None
         st.plotly_chart(
             evaluate_figures.confusion_figure(
-                cm, names, rates=rates, highlight=highlight, noun=noun
+                cm,
+                names,
+                rates=rates,
+                highlight=highlight,
+                noun=noun,
+                height=PRESENTED_CONFUSION_HEIGHT if presented else CONFUSION_HEIGHT,
+                text_scale=presentation.text_scale(),
             ),
             key="eval_confusion",
             on_select=_on_cell_click,
@@ -86,7 +112,7 @@ def mistakes_tab(
         st.markdown(evaluate_figures.examples_heading(len(picked), true, pred, names))
         if len(picked) == 0:
             st.info(
-                "No test images here. Pick another cell of the matrix or change the filters above.",
+                "No test images here. Pick another cell of the matrix or change the choices above.",
                 icon=":material/search_off:",
             )
         else:
@@ -94,7 +120,8 @@ def mistakes_tab(
 
 
 def examples(data: Dataset, result: Evaluation, picked: np.ndarray, names: list[str]) -> None:
-    """A page of the picked test images, and the probabilities of the one chosen."""
+    """A page of the picked test images, and how sure it was of each answer for the one
+    chosen."""
     pages = max(1, -(-len(picked) // PAGE_SIZE))
     if st.session_state.get("eval_page", 1) > pages:
         st.session_state["eval_page"] = 1
@@ -110,8 +137,8 @@ def examples(data: Dataset, result: Evaluation, picked: np.ndarray, names: list[
         st.pagination(pages, key="eval_page", on_change=_on_page_change, persist_state="session")
     st.caption(
         f"Under each image: true → read as, and how sure it was. Page "
-        f"{st.session_state.get('eval_page', 1)} of {pages}. Click an image for its "
-        "probabilities."
+        f"{st.session_state.get('eval_page', 1)} of {pages}. Click an image to see how "
+        "sure it was of each answer."
     )
     digit, bars = images.prediction(
         data.test_images[pick],
@@ -129,13 +156,15 @@ def examples(data: Dataset, result: Evaluation, picked: np.ndarray, names: list[
 def scores_tab(cm: np.ndarray, names: list[str], noun: str) -> None:
     table = evaluate_figures.scores_table(cm, names, noun)
     percent = dict.fromkeys(
-        ["Precision", "Recall", "F1"], st.column_config.NumberColumn(format="%.2f %%")
+        evaluate_figures.SCORE_COLUMNS, st.column_config.NumberColumn(format="%.2f %%")
     )
     st.dataframe(table, hide_index=True, column_config=percent)
+    example = names[min(3, len(names) - 1)]
     st.caption(
-        f"**Found** (recall): of all the real {noun}s of a class, the share it found. "
-        f"**Right when it says so** (precision): of everything it called that class, the share "
-        "that really was. **F1** is one score for both (their harmonic mean)."
+        f"**Found** (recall): of all the real {example}s, say, the share it read as "
+        f"{example}. **Right when it says so** (precision): of everything it called "
+        f"{example}, the share that really was. **One score for both** (F1): a kind of "
+        "average of the two that stays low when either is low (their harmonic mean)."
     )
 
 
@@ -159,7 +188,7 @@ def confidence_tab(result: Evaluation) -> None:
     answers = analysis.abstain(result.confidence, correct, threshold)
     wrong = int(np.count_nonzero(~correct))
     metrics = evaluate_figures.abstention_metrics(answers, result.accuracy, wrong)
-    for column, metric in zip(st.columns(4), metrics, strict=True):
+    for column, metric in zip(metric_columns(), metrics, strict=True):
         column.metric(**metric)
     grid = np.round(np.arange(0.10, 0.995, 0.005), 3)
     coverage, accuracy = analysis.threshold_curve(result.confidence, correct, grid)
@@ -168,7 +197,7 @@ def confidence_tab(result: Evaluation) -> None:
         key="eval_threshold_curve",
     )
     st.caption(
-        "Raising the threshold makes the network answer fewer images (blue) but get more of "
+        "Asking it to be surer makes the network answer fewer images (blue) but get more of "
         "its answers right (green). The dashed line is the slider."
     )
 
@@ -182,7 +211,7 @@ def robustness_tab(
         "than anything it saw? Every test image gets the same kind of damage."
     )
     kind = st.segmented_control(
-        "Damage",
+        "Kind of damage",
         list(DAMAGE),
         format_func=lambda key: DAMAGE[key][0],
         default="rotate",
@@ -195,7 +224,7 @@ def robustness_tab(
     curve = computed.robustness(state.file_key(choice.path), data_dir, kind)
     amounts = [float(a) for a in curve.amounts]
     amount = st.select_slider(
-        "Amount",
+        "How much",
         options=amounts,
         value=amounts[min(3, len(amounts) - 1)],
         format_func=fmt_amount.format,
@@ -212,12 +241,13 @@ def robustness_tab(
             key="eval_robustness",
         )
         st.caption(
-            f"Accuracy on {len(rows):,} test images ({len(rows) // k} of each {noun}) as the "
-            "damage grows; the dotted line is what blind guessing would score."
+            f"The share read right (accuracy) of {len(rows):,} test images ({len(rows) // k} of "
+            f"each {noun}) as the damage grows; the dotted line is what blind guessing would "
+            "score."
         )
     with sample_column:
         st.metric(
-            f"Accuracy at {fmt_amount.format(amount)}",
+            f"Read right at {fmt_amount.format(amount)}",
             f"{curve.accuracy[level]:.1%}",
             f"{curve.accuracy[level] - curve.accuracy[0]:+.1%} vs undamaged",
         )
@@ -226,29 +256,32 @@ def robustness_tab(
         )
         figure = evaluate_figures.damaged_grid(damaged, read_as, names)
         st.plotly_chart(figure, key="eval_robustness_samples", config=CHART_CONFIG)
-        st.caption(f"One {noun} of each class with this damage, and what the network read.")
+        st.caption(f"One of each {noun} with this damage, and what the network read.")
 
 
 st.title("Evaluate")
 choice, model, meta = state.selected_model()
 data, data_dir, names = state.model_data(meta)
-noun = "digit" if data.name == "MNIST" else "class"
+noun = "digit" if data.name == "MNIST" else "item"
 result = computed.evaluation(state.file_key(choice.path), data_dir)
 cm = confusion_matrix(result.labels, result.predictions, len(names))
 st.caption(
     f"**{choice.label}** on the {len(result.labels):,} test images: {noun}s it never saw while "
     "training."
 )
-headline = evaluate_figures.headline_metrics(result, cm, names)
-for column, metric in zip(st.columns(4), headline, strict=False):  # the 4th needs a mistake
+headline = evaluate_figures.headline_metrics(result, cm, names, noun)
+for column, metric in zip(metric_columns(), headline, strict=False):  # the 4th needs a mistake
     column.metric(**metric)
 
 state.lazy_tabs(
     {
         "Mistakes": lambda: mistakes_tab(data, result, cm, names, noun),
         f"Scores per {noun}": lambda: scores_tab(cm, names, noun),
-        "Confidence": lambda: confidence_tab(result),
-        "Robustness": lambda: robustness_tab(choice, data, data_dir, names, noun),
+        "How sure is sure enough": lambda: confidence_tab(result),
+        f"Damaged {noun}s": lambda: robustness_tab(choice, data, data_dir, names, noun),
     },
     key="evaluate_tab",
 )
+with st.expander("For the curious", icon=":material/science:"):
+    layers = [info.title for info in analysis.describe_layers(model)]
+    st.markdown(evaluate_figures.curious_notes(layers))

@@ -63,16 +63,16 @@ def pick_moment(
     if choice.run_id is None:
         st.info(
             "The shipped model comes with its final weights only, shown here; **Replay of "
-            "training** plays how its first layer formed. To step through every epoch's "
-            "weights, **pick a run you trained in the sidebar**, or train one (it takes under "
-            "a minute).",
+            "training** plays how its first layer formed. To step through its weights after "
+            "every pass over the training images (epoch), **pick a run you trained in the "
+            "sidebar**, or train one (it takes under a minute).",
             icon=":material/history:",
         )
         st.page_link("views/train.py", label="Train a network", icon=":material/model_training:")
     else:
         st.info(
-            "This run saved no per-epoch snapshots, so there is nothing to replay: below are "
-            "its final weights.",
+            "This run saved no snapshots of its weights along the way, so there is nothing to "
+            "replay: below are its final weights.",
             icon=":material/history:",
         )
     return None
@@ -110,7 +110,7 @@ def neurons_tab(shown: Shown) -> None:
         figure = weights_figures.weight_image(weights[neuron], title=f"Neuron {neuron}", height=320)
         st.plotly_chart(figure, key="weights_neuron_large", config=CHART_CONFIG)
         st.metric(
-            "Bias",
+            "Head start (bias)",
             f"{biases[neuron]:+.3f}",
             help="A number the neuron adds to its weighted sum of the pixels before passing "
             "it on: a negative bias makes the neuron harder to excite.",
@@ -126,8 +126,8 @@ def replay_tab(choice: state.ModelChoice, run: Run | None) -> None:
     frames = replay_of(choice, run)
     if frames is None:
         st.info(
-            "There is no training to replay for this model: it saved no weight snapshots, or "
-            "its first layer is not one picture per neuron or filter.",
+            "There is no training to replay for this model: it saved no snapshots of its "
+            "weights, or its first layer is not one picture per neuron or pattern finder.",
             icon=":material/history:",
         )
         return
@@ -135,10 +135,15 @@ def replay_tab(choice: state.ModelChoice, run: Run | None) -> None:
         st.warning(
             f"Some snapshots could not be read and are left out: {', '.join(frames.unreadable)}."
         )
-    what = "neurons of the first layer" if frames.layer == "dense" else "first filters"
+    what = (
+        "neurons of the first layer"
+        if frames.layer == "dense"
+        else "first layer's pattern finders (filters)"
+    )
     st.markdown(
         f"Press **Play** to watch the {what} form: from the random start, after the first "
-        "1, 2, 4, … batches, then epoch by epoch. **Pause** and drag the slider to any moment."
+        "1, 2, 4, … batches (handfuls of images), then after each pass over the training "
+        "images (epoch). **Pause** and drag the slider to any moment."
     )
     figure = weights_figures.replay_figure(
         frames,
@@ -168,7 +173,8 @@ def shipped_replay(path: str, mtime: float) -> replay.Replay:
 
 
 def first_filters(shown: Shown) -> None:
-    """A convolutional network's first filters, in place of first-layer neurons."""
+    """A convolutional network's first filters (pattern finders), in place of first-layer
+    neurons."""
     net = shown.net
     conv = next((i for i in analysis.weighted_layers(net) if net.layers[i].kind == "conv2d"), None)
     if conv is None:
@@ -177,13 +183,16 @@ def first_filters(shown: Shown) -> None:
     layer = net.layers[conv]
     st.markdown(
         f"The first layer of this network is **{shown.titles[conv]}**. Each of these "
-        "filters is a tiny picture slid over the whole digit (that sliding is what makes the "
-        "network *convolutional*): it lights up wherever the image looks like it (red: ink "
-        "wanted, blue: no ink wanted)."
+        "pattern finders (*filters*) is a tiny picture slid over the whole digit (that "
+        "sliding is what makes the network *convolutional*): it lights up wherever the image "
+        "looks like it (red: ink wanted, blue: no ink wanted)."
     )
     figure = weights_figures.conv_filters_figure(layer.params["W"], layer.params["b"], tile_px=72)
     st.plotly_chart(figure, key="weights_first_filters", config=CHART_CONFIG)
-    st.caption("Hover a filter for its bias.")
+    st.caption(
+        "Hover a pattern finder for its bias: a number it adds to its score everywhere, so a "
+        "negative one makes it harder to light up."
+    )
 
 
 def layers_tab(shown: Shown) -> None:
@@ -221,7 +230,8 @@ def dead_units(shown: Shown) -> None:
     elif not dead:
         st.info(
             "This network uses no ReLU (the step that turns negatives into zero), so no "
-            f"neuron can get stuck at zero: {', '.join(kinds)} always lets something through."
+            "neuron can get stuck at zero: its squeezing steps "
+            f"({', '.join(kinds)}) always let something through."
         )
     else:
         metrics = weights_figures.dead_metrics(net, dead, shown.titles)
@@ -240,7 +250,7 @@ def activations_tab(shown: Shown) -> None:
     pick, shuffle, _ = st.columns([2, 1, 3], vertical_alignment="bottom")
     last = n_test - 1
     index = pick.number_input(
-        f"Test image (0 to {last:,})", 0, last, key="weights_act_index", **IN_URL_AND_SESSION
+        f"Which test image (0 to {last:,})", 0, last, key="weights_act_index", **IN_URL_AND_SESSION
     )
     shuffle.button("Random digit", icon=":material/casino:", on_click=_random_digit, args=(n_test,))
     outputs = computed.activations(shown.key, shown.data_dir, int(index))
@@ -266,7 +276,8 @@ def activations_tab(shown: Shown) -> None:
         if hidden:
             st.caption(
                 "Each square is what one neuron passes on for this digit (its *activation*), "
-                "brighter for stronger; the last layer turns them into the chances on the left."
+                "brighter for stronger; a picture is what one pattern finder passes on. The last "
+                "layer turns them into the chances on the left."
             )
 
 
@@ -302,7 +313,9 @@ state.lazy_tabs(
         "What each neuron looks for": lambda: neurons_tab(shown),
         "Replay of training": lambda: replay_tab(choice, run),
         "All layers": lambda: layers_tab(shown),
-        "Activations": lambda: activations_tab(shown),
+        "What lights up inside": lambda: activations_tab(shown),
     },
     key="weights_tab",
 )
+with st.expander("For the curious", icon=":material/science:"):
+    st.markdown(weights_figures.curious_notes(analysis.describe_layers(net)))
