@@ -18,6 +18,7 @@ from dashboard import (
     compare_widgets,
     effects_figures,
     grids,
+    hints,
     presentation,
     state,
 )
@@ -67,6 +68,7 @@ def curves_tab(
     live = any(r.active for r in chosen)
     ids = [r.id for r in chosen]
     st.fragment(curves, run_every=3 if live else None)(store, ids, labels, colors, x, live)
+    hints.for_runs(store, chosen, labels)
     st.markdown("**Settings that differ**")
     if len(chosen) < 2:
         st.caption("Tick two or more runs to see which settings differ.")

@@ -22,7 +22,7 @@ from core.knobs import LABELS
 from core.lineage import LineageError, continue_from
 from core.runs import Run, RunStore, StoreError, progress_fraction
 from core.worker import ensure_worker
-from dashboard import curves, grids, live_figures, settings, state
+from dashboard import curves, grids, hints, live_figures, settings, state
 
 WATCH = "train_watch"  # the id of the run the live panel shows
 FLASH = "train_flash"  # a message for the next run of the page (after Start's rerun)
@@ -443,13 +443,13 @@ def watch(store: RunStore, live: bool) -> None:
         buttons(store, run)
         knobs(store, run, events)
     epochs = store.epochs(run_id)
+    losses = store.batch_losses(run_id) if epochs else []
     if epochs:
         st.plotly_chart(
-            curves.training_curves(
-                epochs, store.batch_losses(run_id), events=events, epoch_offset=run.epoch_offset
-            ),
+            curves.training_curves(epochs, losses, events=events, epoch_offset=run.epoch_offset),
             key=f"curves_{run_id}",
         )
+    hints.for_run(run, epochs, losses)
     if run.active:
         live_pictures(run)
     outcome(run, store)
