@@ -93,8 +93,7 @@ def parallel_tab(shown: list[Run], summaries: dict, colors: dict) -> None:
         return
     st.caption(
         "One line per run in the table, through its settings to its best validation accuracy; "
-        "selected runs are in their colour. Drag along an axis to keep only the lines in a "
-        "range."
+        "selected runs are in their colour. Point at a line to read its run's settings."
     )
     st.plotly_chart(parallel)
 
@@ -338,8 +337,7 @@ chosen = [by_id[i] for i in sorted(selected)]
 colors = compare.run_colors(selected)
 differ = compare.varying_settings(chosen)
 labels = {r.id: compare.run_label(r, differ) for r in chosen}
-# The parallel-coordinates plot needs WebGL, slow to start in a browser without a GPU: as
-# a tab of its own it is not paid for on every load.
+# Each view is drawn only when its tab is open, so a load pays for one of them.
 state.lazy_tabs(
     {
         "Curves of the selected runs": lambda: curves_tab(store, chosen, differ, labels, colors),
