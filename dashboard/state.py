@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,9 +300,15 @@ def refresh_label(key: str, label: str) -> None:
         st.session_state[shown] = label
 
 
-def lazy_tabs(tabs: dict[str, Callable[[], None]], key: str) -> None:
+def lazy_tabs(
+    tabs: dict[str, Callable[[], None]], key: str, renamed: Mapping[str, str] | None = None
+) -> None:
     """Tabs (label: what draws it) kept in the URL under `key`; only the open one is drawn,
-    so a tab's computations (and a WebGL chart) are paid for when it is opened."""
+    so a tab's computations are paid for when it is opened. `renamed` maps a tab's former
+    labels to its label now, so links saved before a rename still open that tab."""
+    former = st.query_params.get(key)
+    if renamed and former in renamed:
+        st.session_state[key] = renamed[former]  # the tabs take it, and put it in the URL
     shown = st.tabs(list(tabs), key=key, on_change="rerun", bind="query-params")
     for tab, draw in zip(shown, tabs.values(), strict=True):
         if tab.open:

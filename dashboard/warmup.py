@@ -1,17 +1,16 @@
 """Work the first visit to a page would wait for, done once per server while people read Home.
 
-A fresh server imports the pages' libraries (SciPy, pandas, the canvas component), loads
-MNIST and the shipped models, and scores each shipped model on the 10,000 test images the
-first time a page needs them: 2-4 s added to whichever page comes first. Home needs none of
-it, so the first run of the app starts a background thread that does it all into the same
-caches the pages use (a page that asks meanwhile waits for the same result, it does not
-compute it twice). Set MNIST_WARM_UP=0 to turn it off.
+A fresh server loads MNIST and the shipped models, and scores each shipped model on the
+10,000 test images, the first time a page needs them: 1-3 s added to whichever page comes
+first (Evaluate, the tour, Data). Home needs none of it, so the first run of the app starts
+a background thread that does it into the same caches the pages use (a page that asks
+meanwhile waits for the same result, it does not compute it twice). Set MNIST_WARM_UP=0 to
+turn it off.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import threading
@@ -22,25 +21,9 @@ from core.model import ModelFileError
 from dashboard import computed, state
 
 ENV = "MNIST_WARM_UP"
-DELAY = 1.0  # seconds: let the browser fetch Home's files before the imports hold the GIL
+DELAY = 1.0  # seconds: let the browser fetch Home's files first
 CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
 NICE = 10  # the thread's CPU priority on Linux: a person's click comes first
-MODULES = [
-    "pandas",
-    "scipy.ndimage",
-    "scipy.stats",
-    "streamlit_drawable_canvas",
-    "core.preprocess",
-    "core.novelty",
-    "dashboard.draw",
-    "dashboard.tour",
-    "dashboard.tour_figures",
-    "dashboard.evaluate_figures",
-    "dashboard.weights_figures",
-    "dashboard.data_figures",
-    "dashboard.compare_figures",
-    "dashboard.live_figures",
-]
 
 
 class _QuietHere(logging.Filter):
@@ -82,13 +65,12 @@ def _run() -> None:
 
 
 def warm() -> None:
-    """Import the pages' libraries, load MNIST and the shipped models, and score each shipped
-    model on the test set, into the pages' caches."""
-    for name in MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # e.g. the canvas component outside a running server: its page says
-            log.warning("warm-up could not import %s", name, exc_info=True)
+    """Load MNIST and the shipped models, and score each shipped model on the test set, into
+    the pages' caches.
+
+    It imports nothing: Plotly looks for pandas in sys.modules while it builds a figure, and
+    a pandas half imported by this thread broke a page that drew one at that moment.
+    """
     try:
         state.load_data("")
     except DataError:

@@ -539,3 +539,20 @@ def choose(at: AppTest, **values: object) -> None:
     for key, value in values.items():
         at.session_state[key] = value
         at.query_params[key] = str(value)
+
+
+@pytest.mark.parametrize(
+    ("page", "key", "former", "now"),
+    [
+        ("data", "data_tab", "Class balance", "How many of each"),
+        ("weights", "weights_tab", "Activations", "What lights up inside"),
+    ],
+)
+def test_a_link_with_a_tab_s_former_name_opens_that_tab(page, key, former, now):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(f"views/{page}.py")
+    at.query_params[key] = former
+    at.run()
+    assert_clean(at)
+    assert at.session_state[key] == now  # the tab the page opened and drew

@@ -193,6 +193,7 @@ state.lazy_tabs(
         "How the network sorts them": lambda: map_tab(choice, model, data, data_dir, names, noun),
     },
     key="data_tab",
+    renamed={"Class balance": "How many of each"},
 )
 with st.expander("For the curious", icon=":material/science:"):
     st.markdown(data_figures.curious_notes(data.name, analysis.describe_layers(model)))

@@ -281,6 +281,7 @@ state.lazy_tabs(
         f"Damaged {noun}s": lambda: robustness_tab(choice, data, data_dir, names, noun),
     },
     key="evaluate_tab",
+    renamed={"Confidence": "How sure is sure enough", "Robustness": f"Damaged {noun}s"},
 )
 with st.expander("For the curious", icon=":material/science:"):
     layers = [info.title for info in analysis.describe_layers(model)]

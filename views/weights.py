@@ -316,6 +316,7 @@ state.lazy_tabs(
         "What lights up inside": lambda: activations_tab(shown),
     },
     key="weights_tab",
+    renamed={"Activations": "What lights up inside"},
 )
 with st.expander("For the curious", icon=":material/science:"):
     st.markdown(weights_figures.curious_notes(analysis.describe_layers(net)))
