@@ -712,6 +712,10 @@ def _predict(args: argparse.Namespace) -> int:
                 fits = novelty.applies_to(names)  # a Fashion-MNIST model is not second-guessed
                 seen = novelty.check(prepared.image) if fits else novelty.LOOKS_LIKE_A_DIGIT
                 answer["looks_like_digit"] = seen.looks_like_digit
+                # The check's score and the threshold it is held to (None when not checked),
+                # so a script can see how clear the verdict was.
+                answer["novelty_score"] = round(seen.score, 4) if fits else None
+                answer["novelty_threshold"] = round(seen.threshold, 4) if fits else None
                 if not seen.looks_like_digit:
                     answer.update(digit=None, closest=names[best], reason=seen.reason)
             else:

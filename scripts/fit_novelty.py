@@ -1,8 +1,11 @@
-"""Fit core/novelty.py's "does it look like a digit" detector on data/mnist and save it.
+"""Fit core/novelty.py's "does it look like a digit" network on data/mnist and save it.
 
     python scripts/fit_novelty.py [OUT]   (default: data/models/novelty.npz)
 
-Prints the measured numbers: the pass rate of the 10,000 MNIST test digits.
+Draws the "train" non-digits (core/nondigits.py), trains the 784-256-64-2 network, sets the
+threshold on the 5,000 held-out training digits, and prints the share of the 10,000 MNIST
+test digits that pass. About 3 minutes on this project's 2-core machine; the same data and
+seed give the same file. The full measurements are benchmarks/bench_ood.py's.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from core.data import load_dataset
 
 
 def main(argv: list[str]) -> int:
+    """Fit, save to argv[0] (or the shipped file) and report the test digits' pass rate."""
     out = Path(argv[0]) if argv else novelty.PARAMS
     data = load_dataset()
-    detector = novelty.fit(data.train_images / 255.0, data.train_labels)
+    detector = novelty.fit(data.train_images / 255.0, data.train_labels, log=print)
+    passed = float(detector.passes(data.test_images / 255.0).mean())
+    detector.info["test_pass_rate"] = round(passed, 4)
     detector.save(out)
-    scores = detector.scores(data.test_images / 255.0)
-    passed = (scores <= detector.thresholds).all(axis=1).mean()
     print(f"saved {out}; {passed:.2%} of the 10,000 MNIST test digits look like digits")
     return 0
 
