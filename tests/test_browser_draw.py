@@ -158,6 +158,32 @@ def test_undo_takes_back_the_last_stroke_and_a_dot_is_not_a_digit(app_server, pa
     assert page.console.errors == []
 
 
+# A letter and a shape as a person draws them: an A in two strokes, a five-pointed star in one.
+NOT_DIGITS = {
+    "A": [[(0.28, 0.85), (0.5, 0.15), (0.72, 0.85)], [(0.37, 0.58), (0.63, 0.58)]],
+    "star": [[(0.5, 0.13), (0.63, 0.84), (0.16, 0.4), (0.84, 0.4), (0.37, 0.84), (0.5, 0.13)]],
+}
+
+
+@pytest.mark.browser
+def test_a_letter_and_a_shape_are_said_not_to_be_digits(app_server, page):
+    box = open_draw_page(app_server, page)
+    rng = np.random.default_rng(3)
+    for strokes in NOT_DIGITS.values():
+        for points in strokes:
+            stroke(page, box, points, rng)
+        heading = page.locator(f"{ANSWER} h2")
+        expect(heading).to_have_text("Not a digit?", timeout=10_000)
+        page.wait_for_timeout(400)  # the last stroke's run, if still going, has begun by now
+        wait_for_app(page)
+        expect(heading).to_have_text("Not a digit?")
+        expect(page.locator(ANSWER)).to_contain_text("That doesn't look like a digit")
+        expect(page.locator(f"{ANSWER} h1")).to_have_count(0)  # no digit named
+        clear(page)
+    assert exception_boxes(page) == []
+    assert page.console.errors == []
+
+
 @pytest.mark.browser
 def test_a_finger_on_a_tablet_draws_too(app_server, browser):
     # An iPad held upright: the sidebar takes a third, and the answer still fits beside the canvas.
