@@ -7,6 +7,7 @@ that finds no Chromium fails with the command that installs it; it never skips.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -149,6 +150,26 @@ def after(page, action, timeout: float = 30_000) -> None:
 def exception_boxes(page) -> list[str]:
     """The text of every Streamlit exception box on the page."""
     return [e.inner_text() for e in page.query_selector_all('[data-testid="stException"]')]
+
+
+def touch_stroke(context, page, box, path, steps: int = 8) -> None:
+    """Draw with a finger, as a phone or tablet reports it: touch down at `path[0]` (px from
+    the top left of `box`), slide through the other points in `steps` moves each, lift.
+
+    Touch events go through the DevTools protocol: Playwright's own touch API taps only.
+    """
+    cdp = context.new_cdp_session(page)
+
+    def touch(kind: str, x: float = 0, y: float = 0) -> None:
+        points = [] if kind == "touchEnd" else [{"x": box["x"] + x, "y": box["y"] + y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", *path[0])
+    for (x0, y0), (x1, y1) in itertools.pairwise(path):
+        for i in range(1, steps):
+            t = i / (steps - 1)
+            touch("touchMove", x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
+    touch("touchEnd")
 
 
 def launch_browser(playwright):

@@ -6,7 +6,6 @@ itself, inside an open shadow root that Playwright's selectors pierce: no iframe
 
 from __future__ import annotations
 
-import itertools
 import re
 import statistics
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ConsoleLog, exception_boxes, wait_for_app
+from tests.browser import ConsoleLog, exception_boxes, touch_stroke, wait_for_app
 
 ANSWER = ".st-key-draw_answer"
 # Strokes as fractions of the canvas, the way people draw these digits: a 1 as one line, a 0
@@ -28,6 +27,7 @@ DIGITS = {
            (0.5, 0.81), (0.73, 0.82)]],
     "4": [[(0.56, 0.16), (0.28, 0.6), (0.75, 0.6)], [(0.59, 0.38), (0.59, 0.88)]],
 }  # fmt: skip
+SEVEN = [(90, 65), (170, 62), (235, 66), (190, 170), (150, 275)]  # px on a 320 box, in one go
 # True when the point (x, y) of the viewport lands on the canvas's drawing layer.
 DRAWABLE = """([x, y]) => [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]
     .some((host) => host.shadowRoot?.elementFromPoint(x, y)?.classList.contains('upper-canvas'))"""
@@ -201,18 +201,7 @@ def test_a_finger_on_a_tablet_draws_too(app_server, browser):
         expect(canvas).to_be_visible()
         box = canvas.bounding_box()
         assert box["width"] == box["height"] == 320 and box["x"] + box["width"] <= 1024
-        cdp = context.new_cdp_session(page)
-
-        def touch(kind: str, x: float = 0, y: float = 0) -> None:
-            points = [] if kind == "touchEnd" else [{"x": box["x"] + x, "y": box["y"] + y}]
-            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
-        path = [(90, 65), (170, 62), (235, 66), (190, 170), (150, 275)]  # a 7, in one go
-        touch("touchStart", *path[0])
-        for (x0, y0), (x1, y1) in itertools.pairwise(path):
-            for t in np.linspace(0, 1, 8)[1:]:
-                touch("touchMove", x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
-        touch("touchEnd")
+        touch_stroke(context, page, box, SEVEN)
         expect(page.locator(f"{ANSWER} h1")).to_have_text("7", timeout=10_000)
         page.get_by_role("button", name="Clear", exact=True).tap()
         expect(page.locator(f"{ANSWER} h3")).to_contain_text("Draw a digit in the black box")

@@ -4,15 +4,14 @@ beside the page's one Undo and one Clear."""
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ConsoleLog, exception_boxes, wait_for_app
-from tests.test_browser_draw import ANSWER, stroke
+from tests.browser import ConsoleLog, exception_boxes, touch_stroke, wait_for_app
+from tests.test_browser_draw import ANSWER, SEVEN, stroke
 
 VERDICT = ".st-key-draw_verdict"  # the answer itself: the digit and how sure
 CANVAS_TOOLBAR = ["Update the app with this drawing", "Undo", "Redo", "Reset canvas & history"]
@@ -137,18 +136,7 @@ def test_on_a_phone_the_answer_is_right_under_the_canvas_without_scrolling(app_s
     context, page = new_page(browser, viewport=viewport, has_touch=True, is_mobile=True)
     try:
         canvas = open_draw(app_server, page)
-        cdp = context.new_cdp_session(page)
-
-        def touch(kind: str, x: float = 0, y: float = 0) -> None:
-            points = [] if kind == "touchEnd" else [{"x": canvas["x"] + x, "y": canvas["y"] + y}]
-            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
-
-        path = [(90, 65), (170, 62), (235, 66), (190, 170), (150, 275)]  # a 7, in one go
-        touch("touchStart", *path[0])
-        for (x0, y0), (x1, y1) in itertools.pairwise(path):
-            for t in np.linspace(0, 1, 8)[1:]:
-                touch("touchMove", x0 + (x1 - x0) * t, y0 + (y1 - y0) * t)
-        touch("touchEnd")
+        touch_stroke(context, page, canvas, SEVEN)
         expect(page.locator(f"{VERDICT} h1")).to_have_text("7", timeout=10_000)
         wait_for_app(page)
         answer = page.locator(VERDICT).bounding_box()
