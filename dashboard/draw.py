@@ -1,10 +1,13 @@
 """Pure pieces of the Draw page: what to say about a prediction, and what lights up inside.
 
-Data in, answer or Plotly figure out, no Streamlit, so each piece is tested on its own.
+Data in, answer or Plotly figure out, no Streamlit, so each piece is tested on its own;
+except `hide_canvas_toolbar`, the one piece of the page every drawing canvas shares (the
+Draw page's and the tour's).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +21,8 @@ from core import novelty
 from core.model import Model
 from core.preprocess import ImageError, Prepared, load_image, prepare
 
-from .images import ACCENT, DIVERGING, NEUTRAL, image_layout, tile, value_noun
+from .grids import signed_pictures
+from .images import ACCENT, NEUTRAL, image_layout, tile, value_noun
 
 NOT_A_DIGIT = "Not a digit?"  # the answer's heading for a drawing unlike any digit
 NOT_SURE = 0.6  # below this top probability the page says "not sure" instead of naming it
@@ -33,6 +37,52 @@ TOP_NEURONS = 8
 PARAMETRIC = ("dense", "conv2d")
 # The decoder's own words in an ImageError, " (UnidentifiedImageError: …)", up to the advice.
 _DECODER_DETAIL = re.compile(r" \(\w+(?:Error|Warning|Exception): .*\)(?=; )")
+
+
+# streamlit-drawable-canvas 0.13 draws its own toolbar (upload, undo, redo, edit, reset)
+# over every canvas; it only duplicates the page's own Undo and Clear, and has no option to
+# hide it. The canvas draws in a shadow root that the page's styles cannot reach, so a
+# style goes inside each one. The toolbar shows only on hover or keyboard focus: hiding it
+# as the pointer arrives or focus moves, before the page is painted again, also covers a
+# canvas mounted since (after Clear, or on another step), without watching every change to
+# the page. A hidden button can still be pressed from a script (the Draw page presses
+# "Update the app with this drawing" when a stroke ends).
+HIDE_TOOLBAR = """
+const HIDE = ".dc-toolbar { display: none !important; }";
+const hideToolbars = () => {
+    for (const host of document.querySelectorAll("[data-testid=stBidiComponentIsolated]")) {
+        const root = host.shadowRoot;
+        if (!root?.querySelector(".dc-toolbar") || root.querySelector("style[data-hide-toolbar]"))
+            continue;
+        const style = document.createElement("style");
+        style.setAttribute("data-hide-toolbar", "");
+        style.textContent = HIDE;
+        root.append(style);
+    }
+};
+const events = ["pointerover", "focusin"];
+export default function () {
+    hideToolbars();
+    // The same handler added twice is added once, so every rerun may call this again.
+    for (const name of events) window.addEventListener(name, hideToolbars, { passive: true });
+    return () => {
+        for (const name of events) window.removeEventListener(name, hideToolbars);
+    };
+}
+"""
+
+
+def hide_canvas_toolbar(key: str) -> None:
+    """Hide the own toolbar of every drawing canvas on the page, now and mounted later
+    (call it on every run of a page with a canvas; `key` is the hider's widget key)."""
+    _toolbar_hider()(key=key)
+
+
+@functools.cache  # once per server: registering it again would log a warning
+def _toolbar_hider() -> Any:
+    import streamlit as st  # here: the rest of this module is Streamlit-free
+
+    return st.components.v2.component("mnist_hide_canvas_toolbar", js=HIDE_TOOLBAR)
 
 
 @dataclass(frozen=True)
@@ -285,21 +335,7 @@ def neurons_figure(
     scaled to its own strongest weight, and its title gives the push it gave the answer.
     """
     pictures = weights[:, neurons].T.reshape(-1, 28, 28)
-    scale = np.abs(pictures).max(axis=(1, 2), keepdims=True)
-    pictures = pictures / np.where(scale > 0, scale, 1)
-    cols = max(1, len(neurons))
-    grid = tile(pictures, cols=cols, pad=2)
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid,
-            zmin=-1,
-            zmax=1,
-            colorscale=DIVERGING,
-            showscale=False,
-            hoverinfo="skip",
-            hoverongaps=False,
-        )
-    )
+    fig = signed_pictures(pictures, cols=max(1, len(neurons)), pad=2)
     fig.update_layout(
         annotations=[
             dict(

@@ -4,6 +4,12 @@ A grid of images is one PNG in one image trace, coloured in NumPy, so hundreds o
 or neurons cost the browser one picture. Over each tile (and each cell of the confusion
 matrix) sits an invisible marker that carries the hover text and makes it clickable:
 Streamlit reports clicks on scatter points, not on heatmap cells or pixels.
+
+A few signed pictures (neurons' weights, red for ink wanted, blue for none) are a heatmap
+instead, each scaled to its own strongest value: `signed_pictures`.
+
+Captions are sized in px, which presentation mode's larger root font does not reach: a
+grid drawn in a Streamlit session takes that session's `presentation.text_scale()`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 from PIL import Image
 
-from dashboard.images import ACCENT, GRAY, tile
+from dashboard.images import ACCENT, DIVERGING, GRAY, tile
 
 CHART_CONFIG = {"displayModeBar": False}  # pictures: nothing to zoom, pan or download
 CLICKABLE = {"selection_mode": "points", "config": CHART_CONFIG}  # a picture that reports clicks
@@ -32,6 +38,20 @@ INVISIBLE = "rgba(0,0,0,0)"
 RIGHT_INK, WRONG_INK = "#0072b2", "#d55e00"
 WRONG_MARK = "✗ "
 Colorscale = str | Sequence[Sequence[Any]]
+CAPTION_PX, LARGE_CAPTION_PX = 11, 13  # under small tiles, and under tiles of 80 px or more
+CAPTION_ROWS = 10  # rows of a tile's height left free under it for its caption, at 1x
+TITLE_PX, ROW_LABELS_PX = 30, 40  # room for a title above, and for row labels on the left
+
+
+def session_text_scale() -> float:
+    """Presentation mode's text scale in this Streamlit session; 1 outside one (a test)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return 1.0
+    from dashboard import presentation
+
+    return presentation.text_scale()
 
 
 # Colouring arrays
@@ -175,18 +195,23 @@ def tile_grid(
     colorbar_title: str | None = None,
     tile_px: int = 64,
     title: str | None = None,
+    text_scale: float | None = None,
 ) -> go.Figure:
     """Images (N, H, W) in a grid `cols` wide, drawn as one PNG.
 
     `hover` and `customdata` go on an invisible marker over each tile, so a tile can be
     hovered and clicked (trace name "tiles"); `captions` are written under each tile;
-    `highlight` outlines one tile; `row_labels` name the rows on the left.
+    `highlight` outlines one tile; `row_labels` name the rows on the left. `text_scale`
+    enlarges the captions and the room for them, the title and the row labels (1.5 in
+    presentation mode); by default, the session's (`session_text_scale`).
     """
+    scale = session_text_scale() if text_scale is None else text_scale
     images = np.asarray(images, dtype=np.float32)
     n, h, w = images.shape
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
-    gap = 10 if captions is not None else 0  # rows of the image left free for the caption
+    # Rows of the image left free for the caption: as many more as its text is larger.
+    gap = round(CAPTION_ROWS * scale) if captions is not None else 0
     padded = np.full((n, h + gap, w), np.nan, dtype=np.float32)
     padded[:, :h] = images
     grid = tile(padded, cols)
@@ -218,6 +243,7 @@ def tile_grid(
     annotations = []
     if captions is not None:
         colors = caption_colors or [None] * n
+        caption_px = CAPTION_PX if tile_px < 80 else LARGE_CAPTION_PX
         for i, text in enumerate(captions):
             annotations.append(
                 dict(
@@ -225,7 +251,7 @@ def tile_grid(
                     y=cy[i] + (h + 1) / 2 + gap / 2,
                     text=text,
                     showarrow=False,
-                    font=dict(size=11 if tile_px < 80 else 13, color=colors[i]),
+                    font=dict(size=round(caption_px * scale), color=colors[i]),
                     xanchor="center",
                     yanchor="middle",
                 )
@@ -256,7 +282,8 @@ def tile_grid(
     if row_labels is not None:
         centres = np.arange(rows) * step_y + (h - 1) / 2
         yaxis.update(tickvals=centres.tolist(), ticktext=list(row_labels), ticks="")
-    top = 30 if title else 4
+    top = round(TITLE_PX * scale) if title else 4
+    left = round(ROW_LABELS_PX * scale) if row_labels is not None else 0
     height = rows * tile_px * step_y / step_x + top + 4
     if colorbar_title is not None:
         height = max(height, 130)  # room for a readable colour bar
@@ -273,10 +300,34 @@ def tile_grid(
             annotations=annotations,
             shapes=shapes,
             height=int(height),
-            margin=dict(l=40 if row_labels is not None else 0, r=0, t=top, b=4),
+            margin=dict(l=left, r=0, t=top, b=4),
             title=title,
             hovermode="closest",
             dragmode=False,
         ),
     )
     return fig
+
+
+# Signed pictures
+
+
+def signed_pictures(pictures: np.ndarray, cols: int, pad: int = 2) -> go.Figure:
+    """Pictures (N, H, W) of signed values, such as neurons' weights over the 28x28 squares,
+    `cols` wide with `pad` blank cells between: red where a value is positive, blue where it
+    is negative, each picture scaled to its own strongest value (a figure with no layout:
+    the caller frames it)."""
+    pictures = np.asarray(pictures, dtype=np.float64)
+    scale = np.abs(pictures).max(axis=(1, 2), keepdims=True)
+    grid = tile(pictures / np.where(scale > 0, scale, 1), cols=cols, pad=pad)
+    return go.Figure(
+        go.Heatmap(
+            z=grid,
+            zmin=-1,
+            zmax=1,
+            colorscale=DIVERGING,
+            showscale=False,
+            hoverinfo="skip",
+            hoverongaps=False,
+        )
+    )

@@ -99,13 +99,13 @@ def mnist() -> Dataset:
 
 
 def canvas(key: str, size: int = 280) -> np.ndarray | None:
-    """A black box to draw a digit in, and a Clear button. Returns the drawing as the
-    network sees it (28x28, 0 to 1), also kept for the other steps; None before any ink."""
+    """A black box to draw a digit in, with Undo and Clear (the canvas's own toolbar is
+    hidden, as on the Draw page). Returns the drawing as the network sees it (28x28, 0 to
+    1), also kept for the other steps; None before any ink."""
     # Imported here: the component registers itself on import, which needs a running app.
     from streamlit_drawable_canvas import st_canvas
 
-    version = st.session_state.get(f"{key}_version", 0)
-    name = f"{key}_{version}"
+    name = _mounted(key)
     if name not in st.session_state:
         # Mounted afresh (another step drew last): it starts from the drawing kept, and is
         # handed the same one on every rerun, since a changed one would redraw it.
@@ -122,10 +122,15 @@ def canvas(key: str, size: int = 280) -> np.ndarray | None:
         return_image_data=True,
         key=name,
     )
-    if st.button("Clear", icon=":material/delete:", key=f"{key}_clear"):
-        st.session_state[f"{key}_version"] = version + 1
-        st.session_state[STROKES], st.session_state[DIGIT] = [], None
-        st.rerun()
+    draw.hide_canvas_toolbar(key=f"{key}_hide_toolbar")
+    # Under the canvas; named apart from the hidden toolbar's own "Undo".
+    buttons = st.container(horizontal=True, gap="small")
+    buttons.button(
+        "Undo stroke", icon=":material/undo:", on_click=undo, args=(key,), key=f"{key}_undo"
+    )
+    buttons.button(
+        "Clear", icon=":material/delete:", on_click=clear, args=(key,), key=f"{key}_clear"
+    )
     if result.json_data is not None:
         objects = result.json_data.get("objects", [])
         st.session_state[STROKES] = objects
@@ -135,6 +140,31 @@ def canvas(key: str, size: int = 280) -> np.ndarray | None:
             prepared = prepare(result.image_data, min_extent=draw.CANVAS_MIN_EXTENT)
             st.session_state[DIGIT] = prepared.image if prepared.ok else None
     return st.session_state.get(DIGIT)
+
+
+def _mounted(key: str) -> str:
+    """The widget key of the canvas `key` as now mounted: a new one after each Clear."""
+    return f"{key}_{st.session_state.get(f'{key}_version', 0)}"
+
+
+def clear(key: str) -> None:
+    """Mount a fresh, empty canvas, and forget the drawing (a button's callback)."""
+    st.session_state[f"{key}_version"] = st.session_state.get(f"{key}_version", 0) + 1
+    st.session_state[STROKES], st.session_state[DIGIT] = [], None
+
+
+def undo(key: str) -> None:
+    """Take back the last stroke (a button's callback): the canvas redraws itself from the
+    drawing without it and sends that back, as on the Draw page."""
+    objects = st.session_state.get(STROKES) or []
+    if len(objects) <= 1:
+        clear(key)
+        return
+    initial = f"{_mounted(key)}_initial"
+    # A counter makes every undo a change, even back to a drawing it was handed before.
+    count = (st.session_state.get(initial) or {}).get("undo", 0) + 1
+    st.session_state[initial] = {"objects": objects[:-1], "undo": count}
+    st.session_state[STROKES] = objects[:-1]
 
 
 def drawn() -> np.ndarray | None:

@@ -3,6 +3,10 @@
 Every axis and title is in plain words. Right and wrong are never told by colour alone:
 a wrong answer is also outlined and labelled "wrong". Colours are from palettes people
 with red-green colour blindness can tell apart (blue and orange; blue-white-red).
+
+Text is sized in px, which presentation mode's larger root font does not reach: each
+figure takes a `text_scale` (1.5 in presentation mode), by default the Streamlit session's,
+and grows its text, and the room for it, by that much.
 """
 
 from __future__ import annotations
@@ -13,20 +17,57 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .grids import session_text_scale, signed_pictures
 from .images import DIVERGING, GRAY, image_layout, tile
 
 FONT = 20  # px: the tour is read from the back of a room
 BLUE, ORANGE, GREY = "#1f77b4", "#e66100", "#8c9bb5"  # safe for colour-blind viewers
 
 
-def _large(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(height=height, font=dict(size=FONT), margin=dict(l=10, r=10, t=50, b=10))
+def _scale(text_scale: float | None) -> float:
+    return session_text_scale() if text_scale is None else text_scale
+
+
+def _large(fig: go.Figure, height: int, scale: float) -> go.Figure:
+    """Text FONT px times `scale`, and the figure as much taller as its text needs."""
+    fig.update_layout(
+        height=round(height * (1 + (scale - 1) / 2)),
+        font=dict(size=round(FONT * scale)),
+        margin=dict(l=10, r=10, t=round(50 * scale), b=10),
+    )
     return fig
 
 
-def pixel_grid(image: np.ndarray, height: int = 480) -> go.Figure:
+def _picture(z: np.ndarray, low: float, high: float, colours: str | list, **more) -> go.Heatmap:
+    """A picture's squares, coloured from `low` to `high`, with each value on hover."""
+    return go.Heatmap(
+        z=z,
+        zmin=low,
+        zmax=high,
+        colorscale=colours,
+        showscale=False,
+        **({"hovertemplate": "%{z:.2f}<extra></extra>"} | more),
+    )
+
+
+def _outline(fig: go.Figure, col: int, row: int, left: int, size: int, width: int) -> None:
+    """An orange square `size` squares wide at (`row`, `left`) on the panel in column `col`."""
+    fig.add_shape(
+        type="rect",
+        x0=left - 0.5,
+        x1=left + size - 0.5,
+        y0=row - 0.5,
+        y1=row + size - 0.5,
+        line=dict(color=ORANGE, width=width),
+        row=1,
+        col=col,
+    )
+
+
+def pixel_grid(image: np.ndarray, height: int = 480, text_scale: float | None = None) -> go.Figure:
     """A 28x28 picture as its numbers: each square's ink from 0 (paper) to 255 (full ink),
-    written in the squares that have any."""
+    written in the squares that have any (and the squares as much larger as the numbers)."""
+    scale = _scale(text_scale)
     values = np.rint(np.asarray(image, float) * (255 if image.max() <= 1 else 1)).astype(int)
     text = np.where(values > 0, values.astype(str), "")
     fig = go.Figure(
@@ -38,54 +79,49 @@ def pixel_grid(image: np.ndarray, height: int = 480) -> go.Figure:
             showscale=False,
             text=text,
             texttemplate="%{text}",
-            textfont=dict(size=9),  # Plotly picks black or white against each square
+            textfont=dict(size=round(9 * scale)),  # black or white, Plotly picks per square
             hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
         )
     )
-    fig = image_layout(fig, height=height, title=None)
-    fig.update_layout(font=dict(size=FONT))
+    fig = image_layout(fig, height=round(height * scale), title=None)
+    fig.update_layout(font=dict(size=round(FONT * scale)))
     return fig
 
 
-def neuron_panels(weights: np.ndarray, image: np.ndarray, products: np.ndarray) -> go.Figure:
+def neuron_panels(
+    weights: np.ndarray, image: np.ndarray, products: np.ndarray, text_scale: float | None = None
+) -> go.Figure:
     """What a neuron looks for (its weight on every square), the digit, and the two
     multiplied square by square: red pushes its score up, blue pushes it down."""
-    scale = float(np.abs(weights).max()) or 1.0
+    scale = _scale(text_scale)
+    strongest = float(np.abs(weights).max()) or 1.0
     reach = float(np.abs(products).max()) or 1.0
     fig = make_subplots(
         1,
         3,
         horizontal_spacing=0.04,
-        subplot_titles=("What it looks for", "The digit", "Digit × what it looks for"),
+        # Short enough for a third of a projector's width in presentation mode's type.
+        subplot_titles=("What it looks for", "The digit", "The two multiplied"),
     )
     panels = [
-        (weights, -scale, scale, DIVERGING),
+        (weights, -strongest, strongest, DIVERGING),
         (image, 0, 1, GRAY),
         (products, -reach, reach, DIVERGING),
     ]
     for col, (z, low, high, colours) in enumerate(panels, start=1):
-        fig.add_trace(
-            go.Heatmap(
-                z=z,
-                zmin=low,
-                zmax=high,
-                colorscale=colours,
-                showscale=False,
-                hovertemplate="%{z:.2f}<extra></extra>",
-            ),
-            1,
-            col,
-        )
+        fig.add_trace(_picture(z, low, high, colours), 1, col)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
     for col in (2, 3):
         fig.update_yaxes(scaleanchor=f"x{col}", row=1, col=col)
     fig.update_yaxes(scaleanchor="x", row=1, col=1)
-    fig.update_annotations(font_size=FONT)
-    return _large(fig, 330)
+    fig.update_annotations(font_size=round(FONT * scale))
+    return _large(fig, 330, scale)
 
 
-def neuron_score(up: float, down: float, bias: float, score: float) -> go.Figure:
+def neuron_score(
+    up: float, down: float, bias: float, score: float, text_scale: float | None = None
+) -> go.Figure:
     """How a neuron's score adds up: the pushes up, the pushes down, its starting point."""
     labels = ["pushes up", "pushes down", "starting point", "score"]
     fig = go.Figure(
@@ -102,11 +138,16 @@ def neuron_score(up: float, down: float, bias: float, score: float) -> go.Figure
         )
     )
     fig.update_layout(yaxis=dict(title="score", zeroline=True), showlegend=False)
-    return _large(fig, 330)
+    return _large(fig, 330, _scale(text_scale))
 
 
 def chance_bars(
-    values: np.ndarray, names: Sequence[str], title: str, percent: bool, height: int = 340
+    values: np.ndarray,
+    names: Sequence[str],
+    title: str,
+    percent: bool,
+    height: int = 340,
+    text_scale: float | None = None,
 ) -> go.Figure:
     """One bar per digit (its score, or its chance as a percentage), the highest marked
     by its colour and by its label."""
@@ -134,10 +175,15 @@ def chance_bars(
         yaxis=dict(title="chance" if percent else "score", **axis),
         showlegend=False,
     )
-    return _large(fig, height)
+    return _large(fig, height, _scale(text_scale))
 
 
-def accuracy_curve(seconds: Sequence[float], accuracy: Sequence[float], goal: float) -> go.Figure:
+def accuracy_curve(
+    seconds: Sequence[float],
+    accuracy: Sequence[float],
+    goal: float,
+    text_scale: float | None = None,
+) -> go.Figure:
     """How many of the practice-exam digits it reads right, over the seconds of learning."""
     fig = go.Figure(
         go.Scatter(
@@ -160,32 +206,21 @@ def accuracy_curve(seconds: Sequence[float], accuracy: Sequence[float], goal: fl
         yaxis=dict(title="read right", range=[0, 1.02], tickformat=".0%"),
         showlegend=False,
     )
-    return _large(fig, 340)
+    return _large(fig, 340, _scale(text_scale))
 
 
 def weight_pictures(pictures: np.ndarray, cols: int = 8) -> go.Figure:
     """Neurons' weights over the 28x28 squares: red where ink raises their score, blue
     where it lowers it; noise at first, strokes and blobs as it learns."""
-    scale = np.abs(pictures).max(axis=(1, 2), keepdims=True)
-    grid = tile(pictures / np.where(scale > 0, scale, 1), cols=cols, pad=2)
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid,
-            zmin=-1,
-            zmax=1,
-            colorscale=DIVERGING,
-            showscale=False,
-            hoverinfo="skip",
-            hoverongaps=False,
-        )
-    )
-    fig = image_layout(fig, height=300, title=None)
-    return fig
+    return image_layout(signed_pictures(pictures, cols=cols, pad=2), height=300, title=None)
 
 
-def guesses(digits: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> go.Figure:
+def guesses(
+    digits: np.ndarray, labels: np.ndarray, probs: np.ndarray, text_scale: float | None = None
+) -> go.Figure:
     """Ten digits with what the network reads each as; a wrong one is outlined in orange
     and says "wrong", so the colour is never the only sign."""
+    scale = _scale(text_scale)
     read = probs.argmax(axis=1)
     fig = go.Figure(
         go.Heatmap(
@@ -207,7 +242,7 @@ def guesses(digits: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> go.Fig
             yanchor="top",
             showarrow=False,
             text=f"reads <b>{said}</b><br>{'right' if right else 'wrong'}",
-            font=dict(size=FONT, color="black" if right else ORANGE),
+            font=dict(size=round(FONT * scale), color="black" if right else ORANGE),
         )
         if not right:
             fig.add_shape(
@@ -218,46 +253,24 @@ def guesses(digits: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> go.Fig
                 y1=27.5,
                 line=dict(color=ORANGE, width=4, dash="dash"),
             )
-    fig = image_layout(fig, height=230, title=None)
-    fig.update_yaxes(range=[40, -2], autorange=False)
+    # Room under the digits for two lines of text, as much more as the text is larger.
+    below = 12 * scale
+    fig = image_layout(fig, height=round(230 * (28 + below) / 40), title=None)
+    fig.update_yaxes(range=[28 + below, -2], autorange=False)
     return fig
 
 
-def mistakes(
-    images: np.ndarray, labels: np.ndarray, read: np.ndarray, sure: np.ndarray, cols: int = 4
+def slide(
+    image: np.ndarray,
+    kernel: np.ndarray,
+    fmap: np.ndarray,
+    row: int,
+    col: int,
+    text_scale: float | None = None,
 ) -> go.Figure:
-    """Test digits it got wrong, each captioned with what it is and what it read."""
-    n = len(images)
-    fig = go.Figure(
-        go.Heatmap(
-            z=tile(np.asarray(images, float) / 255, cols=cols, pad=12),
-            zmin=0,
-            zmax=1,
-            colorscale=GRAY,
-            showscale=False,
-            hoverinfo="skip",
-            hoverongaps=False,
-        )
-    )
-    for i in range(n):
-        r, c = divmod(i, cols)
-        fig.add_annotation(
-            x=c * 40 + 13.5,
-            y=r * 40 + 28,
-            yanchor="top",
-            showarrow=False,
-            text=f"a {labels[i]}, read as <b>{read[i]}</b><br>{sure[i]:.0%} sure",
-            font=dict(size=FONT - 2),
-        )
-    rows = -(-n // cols)
-    fig = image_layout(fig, height=rows * 230, title=None)
-    fig.update_yaxes(range=[rows * 40, -2], autorange=False)
-    return fig
-
-
-def slide(image: np.ndarray, kernel: np.ndarray, fmap: np.ndarray, row: int, col: int) -> go.Figure:
     """A filter at one place on the digit: the digit with the filter's square outlined,
     the filter's numbers, and the new picture built so far, up to this place."""
+    text = _scale(text_scale)
     k = len(kernel)
     built = np.full(fmap.shape, np.nan)
     flat = row * fmap.shape[1] + col + 1
@@ -271,66 +284,26 @@ def slide(image: np.ndarray, kernel: np.ndarray, fmap: np.ndarray, row: int, col
         horizontal_spacing=0.05,
         subplot_titles=("Your digit", "The filter", "Its new picture so far"),
     )
+    fig.add_trace(_picture(image, 0, 1, GRAY), 1, 1)
+    _outline(fig, 1, row, col, k, width=4)
+    numbers = np.vectorize(lambda v: f"{v:+.1f}")(kernel)
     fig.add_trace(
-        go.Heatmap(
-            z=image,
-            zmin=0,
-            zmax=1,
-            colorscale=GRAY,
-            showscale=False,
-            hovertemplate="%{z:.2f}<extra></extra>",
-        ),
-        1,
-        1,
-    )
-    fig.add_shape(
-        type="rect",
-        x0=col - 0.5,
-        x1=col + k - 0.5,
-        y0=row - 0.5,
-        y1=row + k - 0.5,
-        line=dict(color=ORANGE, width=4),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Heatmap(
-            z=kernel,
-            zmin=-scale,
-            zmax=scale,
-            colorscale=DIVERGING,
-            showscale=False,
-            text=np.vectorize(lambda v: f"{v:+.1f}")(kernel),
+        _picture(
+            kernel,
+            -scale,
+            scale,
+            DIVERGING,
+            text=numbers,
             texttemplate="%{text}",
-            textfont=dict(size=14),
+            textfont=dict(size=round(14 * text)),
             hoverinfo="skip",
+            hovertemplate=None,
         ),
         1,
         2,
     )
-    fig.add_trace(
-        go.Heatmap(
-            z=built,
-            zmin=-reach,
-            zmax=reach,
-            colorscale=DIVERGING,
-            showscale=False,
-            hoverongaps=False,
-            hovertemplate="%{z:.2f}<extra></extra>",
-        ),
-        1,
-        3,
-    )
-    fig.add_shape(
-        type="rect",
-        x0=col - 0.5,
-        x1=col + 0.5,
-        y0=row - 0.5,
-        y1=row + 0.5,
-        line=dict(color=ORANGE, width=3),
-        row=1,
-        col=3,
-    )
+    fig.add_trace(_picture(built, -reach, reach, DIVERGING, hoverongaps=False), 1, 3)
+    _outline(fig, 3, row, col, 1, width=3)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
     # The map's squares not yet reached are blank, and Plotly would crop them away.
@@ -339,22 +312,28 @@ def slide(image: np.ndarray, kernel: np.ndarray, fmap: np.ndarray, row: int, col
     fig.update_yaxes(range=[side - 0.5, -0.5], autorange=False, row=1, col=3)
     for c in (1, 2, 3):
         fig.update_yaxes(scaleanchor="x" if c == 1 else f"x{c}", row=1, col=c)
-    fig.update_annotations(font_size=FONT)
-    return _large(fig, 380)
+    fig.update_annotations(font_size=round(FONT * text))
+    return _large(fig, 380, text)
 
 
-def stage(values: np.ndarray, title: str, names: Sequence[str] | None = None) -> go.Figure:
+def stage(
+    values: np.ndarray,
+    title: str,
+    names: Sequence[str] | None = None,
+    text_scale: float | None = None,
+) -> go.Figure:
     """One layer's output: its pictures side by side, or one bar per neuron (or chance)."""
+    scale = _scale(text_scale)
     if values.ndim == 1:
         if names is not None:
-            return chance_bars(values, names, title, percent=True, height=300)
+            return chance_bars(values, names, title, percent=True, height=300, text_scale=scale)
         fig = go.Figure(
             go.Bar(y=values, marker_color=GREY, hovertemplate="%{y:.2f}<extra></extra>")
         )
         fig.update_layout(
             title=title, xaxis=dict(title="neuron"), yaxis=dict(title="how strongly it fires")
         )
-        return _large(fig, 260)
+        return _large(fig, 260, scale)
     maps = np.moveaxis(values, -1, 0)
     cols = min(16, len(maps))
     fig = go.Figure(
@@ -367,6 +346,6 @@ def stage(values: np.ndarray, title: str, names: Sequence[str] | None = None) ->
         )
     )
     rows = -(-len(maps) // cols)
-    fig = image_layout(fig, height=max(120, rows * 90) + 50, title=title)
-    fig.update_layout(font=dict(size=FONT))
+    fig = image_layout(fig, height=max(120, rows * 90) + round(50 * scale), title=title)
+    fig.update_layout(font=dict(size=round(FONT * scale)), margin_t=round(30 * scale))
     return fig

@@ -20,13 +20,16 @@ from playwright.sync_api import expect
 from core.config import TrainConfig
 from core.recorder import train_run
 from core.runs import RunStore
+from dashboard.tour import STEPS
 from tests.browser import after, exception_boxes, start_app, stop_app, wait_for_app
 
-PAGES = ["Home", "Draw", "Train", "Sweep", "Evaluate", "Weights", "Data", "Compare"]
+PAGES = ["Home", "How it works", "Draw", "Train", "Sweep", "Evaluate", "Weights", "Data", "Compare"]
 TITLES = {
     "Home": "See a neural network learn", "Draw": "Draw a digit", "Train": "Train a network",
     "Sweep": "Sweep: try many settings",
     "Evaluate": "Evaluate", "Weights": "Weights", "Data": "Data", "Compare": "Compare runs",
+    # The tour's heading is its step's: "1. A picture is numbers", and so on.
+    "How it works": re.compile(r"^[1-7]\. (" + "|".join(map(re.escape, STEPS)) + ")$"),
 }  # fmt: skip
 TABBED = ("Evaluate", "Weights", "Data", "Compare")
 ANSWER = ".st-key-draw_answer h1"
@@ -128,6 +131,8 @@ def test_a_random_walk_over_every_page_shows_no_exception(journey_server, browse
                 expect(page.locator(ANSWER)).to_have_text(answer)
             else:  # another model reads the same drawing
                 expect(page.locator(ANSWER)).to_have_text(re.compile(r"^\d\??$"))
+        if title == "How it works" and "How it works" in remembered:  # the step it was on
+            expect(page.locator("h1").first).to_have_text(remembered["How it works"])
         if title == "Train" and "Train" in remembered:
             assert epochs_input(page).input_value() == str(remembered["Train"]), where
             assert url_params(page).get("epochs") == [str(remembered["Train"])], where
@@ -140,6 +145,13 @@ def test_a_random_walk_over_every_page_shows_no_exception(journey_server, browse
         elif title == "Train":
             remembered["Train"] = rng.randrange(2, 60)
             set_epochs(page, remembered["Train"])
+        elif title == "How it works":  # a step on, or a dot
+            if rng.random() < 0.5:
+                after(page, page.locator(".st-key-tour_next button").click)
+            else:
+                dots = page.locator(".st-key-tour_nav [role=radio]")
+                after(page, dots.nth(rng.randrange(dots.count())).click)
+            remembered["How it works"] = page.locator("h1").first.inner_text()
         elif title == "Sweep":
             if "Sweep" in remembered:  # the name typed on the last visit is still there
                 assert sweep_name(page).input_value() == remembered["Sweep"], where

@@ -692,3 +692,18 @@ def test_layer_titles_say_what_a_layer_does_before_its_exact_name():
     )
     assert "negatives set to zero · ReLU" in joined
     assert "8 neurons, each weighing all its inputs · Dense 1" in joined
+
+
+def test_grid_captions_and_the_room_for_them_grow_with_presentation_mode_s_scale(rng):
+    images = rng.random((4, 28, 28))
+    words = dict(captions=list("abcd"), row_labels=["top", "bottom"], title="t", tile_px=64)
+    plain, large = (grids.tile_grid(images, 2, text_scale=s, **words) for s in (1.0, 1.5))
+    assert [a.font.size for a in large.layout.annotations] == [
+        round(1.5 * a.font.size) for a in plain.layout.annotations
+    ]
+    assert large.layout.margin.t == round(1.5 * plain.layout.margin.t)
+    assert large.layout.margin.l == round(1.5 * plain.layout.margin.l)
+    assert large.layout.height > plain.layout.height  # the captions' rows are taller
+    # Outside a Streamlit session (here), the scale is 1.
+    default = grids.tile_grid(images, 2, **words)
+    assert [a.font.size for a in default.layout.annotations] == [11] * 4

@@ -29,7 +29,7 @@ def app(tmp_path, monkeypatch) -> AppTest:
 
 def shown(at: AppTest) -> str:
     assert not at.exception, [e.value for e in at.exception]
-    return at.header[0].value
+    return at.title[0].value
 
 
 def button(at: AppTest, label: str):
@@ -201,3 +201,33 @@ def test_figures_mark_wrong_answers_by_more_than_colour(mnist):
     assert np.isfinite(built).sum() == 2 * 26 + 6  # built up to and with row 2, column 5
     bars = figs.chance_bars(np.array([0.1, 0.7, 0.2]), ["0", "1", "2"], "t", percent=True)
     assert bars.layout.xaxis.title.text == "digit" and "<b>" in bars.data[0].text[1]
+
+
+def test_presentation_mode_enlarges_every_figure_s_text_by_its_scale(mnist):
+    """Text sized in px, which the mode's larger root font does not reach, grows with it."""
+    digits, labels = tour.watched(mnist)
+    probs = np.eye(10)[[0, 1, 2, 3, 4, 5, 6, 7, 8, 0]]
+    image = mnist.test_images[0].astype(np.float32) / 255
+    fmap = np.ones((26, 26))
+    builders = [
+        lambda s: figs.pixel_grid(image, text_scale=s),
+        lambda s: figs.neuron_panels(image, image, image, text_scale=s),
+        lambda s: figs.neuron_score(3.0, -1.0, 0.5, 2.5, text_scale=s),
+        lambda s: figs.chance_bars(probs[1], list("0123456789"), "t", True, text_scale=s),
+        lambda s: figs.accuracy_curve([0.5, 1.0], [0.5, 0.9], 0.97, text_scale=s),
+        lambda s: figs.guesses(digits, labels, probs, text_scale=s),
+        lambda s: figs.slide(image, np.ones((3, 3)), fmap, 2, 5, text_scale=s),
+        lambda s: figs.stage(np.ones((13, 13, 4)), "t", text_scale=s),
+        lambda s: figs.stage(np.ones(128), "t", text_scale=s),
+    ]
+
+    def sizes(fig) -> list[float]:
+        found = [fig.layout.font.size] + [a.font.size for a in fig.layout.annotations]
+        found += [t.textfont.size for t in fig.data if getattr(t, "textfont", None)]
+        return [size for size in found if size]
+
+    for build in builders:
+        plain, large = build(1.0), build(1.5)
+        assert sizes(plain) and sizes(large) == [round(1.5 * s) for s in sizes(plain)]
+        assert large.layout.height >= plain.layout.height
+    assert sizes(figs.chance_bars(probs[1], list("0123456789"), "t", True)) == [figs.FONT]

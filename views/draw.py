@@ -26,25 +26,10 @@ NO_INK = Prepared(None, "no digit found: the picture is blank")
 # 300 ms budget for a live answer. This asks it to send at once, by pressing its own
 # toolbar's "Update the app with this drawing" button when a stroke on it ends; should
 # a future canvas rename that button, nothing happens and strokes arrive 200 ms later.
-# It also hides that toolbar (upload, undo, redo, edit, reset), which only duplicates the
-# page's own Undo and Clear: streamlit-drawable-canvas 0.13 has no option to hide it, and
-# draws it in a shadow root that the page's styles cannot reach, so a style goes inside.
-# A hidden button can still be pressed from a script.
+# The toolbar itself is hidden (draw.hide_canvas_toolbar); a hidden button can still be
+# pressed from a script.
 SEND_ON_RELEASE = """
 let prefix = null, started = null;
-const HIDE = ".dc-toolbar { display: none !important; }";
-const hosts = () => document.querySelectorAll(
-    `[class*="st-key-${prefix}"] [data-testid=stBidiComponentIsolated]`);
-const hideToolbars = () => {
-    for (const host of hosts()) {
-        const root = host.shadowRoot;
-        if (!root || root.querySelector("style[data-hide-toolbar]")) continue;
-        const style = document.createElement("style");
-        style.setAttribute("data-hide-toolbar", "");
-        style.textContent = HIDE;
-        root.append(style);
-    }
-};
 const canvasOf = (event) => event.composedPath().find((el) => el instanceof Element
     && [...el.classList].some((c) => c.startsWith(`st-key-${prefix}`)));
 const down = (event) => { started = canvasOf(event) ?? null; };
@@ -58,14 +43,9 @@ const up = () => {
         root?.querySelector('button[aria-label="Update the app with this drawing"]')?.click();
     }, 0);
 };
-// The toolbar shows only on hover or keyboard focus: hiding it as the pointer arrives or
-// focus moves, before the page is painted again, also covers a canvas mounted since (after
-// Clear), without watching every change to the page.
-const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up],
-                ["pointerover", hideToolbars], ["focusin", hideToolbars]];
+const events = [["mousedown", down], ["touchstart", down], ["mouseup", up], ["touchend", up]];
 export default function ({ data }) {
     prefix = data.prefix;
-    hideToolbars();
     // The same handler added twice is added once, so every rerun may call this again.
     for (const [name, handler] of events) window.addEventListener(name, handler, { passive: true });
     return () => {
@@ -134,6 +114,7 @@ def drawing() -> tuple[Prepared, float]:
     buttons.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
     buttons.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
     send_on_release()(data={"prefix": "draw_canvas_"}, key="draw_send_on_release")
+    draw.hide_canvas_toolbar(key="draw_hide_toolbar")
     started = time.perf_counter()
     pixels = st.session_state.get(PIXELS)
     if pixels is None:

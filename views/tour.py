@@ -14,13 +14,17 @@ from core import novelty, tour
 from core.losses import softmax
 from core.metrics import confusion_matrix
 from core.model import Model
-from dashboard import computed, images, state
+from dashboard import computed, images, presentation, state
 from dashboard import tour as page
 from dashboard import tour_figures as figs
 
-# Large type, for a class reading it from the back of the room.
+# Large type, for a class reading it from the back of the room; a larger canvas too.
+DRAW = 300 if presentation.is_on() else 240  # px
+BESIDE = DRAW + (40 if presentation.is_on() else 20)  # and its Undo and Clear under it
 st.html(
     "<style>.st-key-tour p, .st-key-tour li {font-size: 1.45rem; line-height: 1.5}"
+    ".st-key-tour h1 {font-size: 2.6rem; padding-top: 0.5rem}"
+    "@media (max-width: 640px) {.st-key-tour h1 {font-size: 2rem}}"
     ".st-key-tour h2 {font-size: 2.6rem}"
     ".st-key-tour [data-testid=stMetricValue] {font-size: 3rem}"
     ".st-key-tour_nav button p {font-size: 1.15rem}"
@@ -32,6 +36,10 @@ st.html(
     "[data-testid=stLayoutWrapper]:has(> .st-key-tour_answer) {min-width: 220px}"
     "[data-testid=stLayoutWrapper]:has(> .st-key-tour_grid_box) {min-width: 260px}</style>"
 )
+if presentation.is_on():
+    # Presentation mode narrows the page's top margin, and its 1.5x taller header then
+    # covers the top half of Back, the dots and Next: they start below it.
+    st.html("<style>.st-key-tour_nav {margin-top: 2.5rem}</style>")
 step = page.nav()
 data = page.mnist()
 names = [str(d) for d in range(10)]
@@ -45,8 +53,8 @@ def numbers() -> None:
     )
     # The canvas keeps its size; the grid takes the rest, or wraps below on a narrow screen.
     row = st.container(horizontal=True, gap="medium")
-    with row.container(width=260):
-        mine = page.canvas("tour_canvas_numbers", size=240)
+    with row.container(width=BESIDE):
+        mine = page.canvas("tour_canvas_numbers", size=DRAW)
         if mine is None:
             st.caption("Until you draw, this is a real handwritten 5 from the test digits.")
     image = mine if mine is not None else page.example(data, 5)
@@ -58,14 +66,19 @@ def numbers() -> None:
     )
 
 
+def lesson(words: str, key: str) -> tuple[Model, np.ndarray]:
+    """A step's words, then the trained network and a digit to show it (picked under `key`)."""
+    st.markdown(words)
+    return page.mlp(), page.pick_digit(key, data)
+
+
 def neuron() -> None:
-    st.markdown(
+    model, image = lesson(
         "The network is made of **neurons**: small sums. A neuron gives each of the 784 "
         "squares a **weight**, a number saying how much ink there should push its score up "
-        "(red) or down (blue). It multiplies each square by its weight and adds it all up."
+        "(red) or down (blue). It multiplies each square by its weight and adds it all up.",
+        "tour_neuron_digit",
     )
-    model = page.mlp()
-    image = page.pick_digit("tour_neuron_digit", data)
     dense = next(layer for layer in model.layers if layer.kind == "dense")
     weights = dense.params["W"]
     scores = image.reshape(-1) @ weights + dense.params["b"]
@@ -89,13 +102,12 @@ def neuron() -> None:
 
 
 def chances() -> None:
-    st.markdown(
+    model, image = lesson(
         "At the end come **ten neurons, one per digit**, each with a score. Scores can be any "
         "size, so they are turned into **chances that add up to 100 %**: the bigger a score, "
-        "the bigger its share. The biggest chance is the answer, and **how sure** it is."
+        "the bigger its share. The biggest chance is the answer, and **how sure** it is.",
+        "tour_chances_digit",
     )
-    model = page.mlp()
-    image = page.pick_digit("tour_chances_digit", data)
     smudge = st.slider(
         "Smudge the picture with random specks", 0.0, 0.6, 0.0, 0.05, key="tour_smudge"
     )
@@ -197,8 +209,8 @@ def draw_lesson(box: DeltaGenerator, frame: dict, digits: np.ndarray, labels: np
 def your_turn() -> None:
     st.markdown("**Draw a digit**, big, in the black box. The trained network reads it.")
     row = st.container(horizontal=True, gap="medium")
-    with row.container(width=260):
-        mine = page.canvas("tour_canvas_turn", size=240)
+    with row.container(width=BESIDE):
+        mine = page.canvas("tour_canvas_turn", size=DRAW)
     with row.container(key="tour_answer", width="stretch"):
         if mine is None:
             st.markdown("## Draw one of 0 to 9")
@@ -228,12 +240,18 @@ def wrong() -> None:
         "even for people."
     )
     picks = tour.confident_mistakes(result.probs, result.labels, k=8)
-    images = data.test_images[picks]
-    read = result.predictions[picks]
-    st.plotly_chart(
-        figs.mistakes(images, result.labels[picks], read, result.confidence[picks]),
-        key="tour_mistakes",
-    )
+    # A row of digits that wraps (three or more a row on a projector, two on a phone); each
+    # caption is text, at the tour's size, under its own digit.
+    wide = round(150 * presentation.text_scale())
+    with st.container(horizontal=True, gap="medium", key="tour_mistakes"):
+        for i in picks:
+            with st.container(width=wide, gap=None):
+                # Each square as 5x5 pixels: sharp, where the browser would blur it.
+                st.image(np.kron(data.test_images[i], np.ones((5, 5), np.uint8)), width=140)
+                st.markdown(
+                    f"a {result.labels[i]}, read as **{result.predictions[i]}**, "
+                    f"{result.confidence[i]:.0%} sure"
+                )
     st.markdown("**The mistakes it makes most often**")
     st.markdown("\n".join(f"- {line}" for line in tour.confusion_words(cm, names, k=5)))
     digit = st.segmented_control(
@@ -301,5 +319,5 @@ def sliding(model: Model, image: np.ndarray) -> None:
 
 STEP_PAGES = (numbers, neuron, chances, live, your_turn, wrong, further)
 with st.container(key="tour"):
-    st.header(f"{step}. {page.STEPS[step - 1]}", anchor=False)
+    st.title(f"{step}. {page.STEPS[step - 1]}", anchor=False)
     STEP_PAGES[step - 1]()
