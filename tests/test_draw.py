@@ -431,6 +431,16 @@ def test_the_page_opens_on_an_empty_canvas_that_asks_for_a_digit(runs):
     assert any("Draw a digit in the black box" in m.value for m in at.markdown)
 
 
+def test_presentation_mode_shortens_undo_to_fit_beside_clear(runs):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.query_params["present"] = "1"
+    at.run()
+    at.switch_page("views/draw.py").run()
+    assert not at.exception
+    labels = [b.label for b in at.button]
+    assert "Undo" in labels and "Clear" in labels and "Undo last stroke" not in labels
+
+
 def test_an_uploaded_scan_is_answered_as_the_cli_answers_it(runs, tmp_path, capsys):
     data = scanned_seven()
     path = tmp_path / "seven.jpg"

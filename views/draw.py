@@ -14,7 +14,7 @@ from core import novelty
 from core.losses import softmax
 from core.model import ModelFileError
 from core.preprocess import Prepared, prepare
-from dashboard import draw, images, state
+from dashboard import draw, images, presentation, state
 
 VERSION, INITIAL, OBJECTS = "draw_canvas_version", "draw_initial", "draw_objects"
 PIXELS = "draw_pixels"  # the canvas's last image, for when it is mounted again
@@ -111,7 +111,9 @@ def drawing() -> tuple[Prepared, float]:
             st.session_state[PIXELS] = canvas.image_data
     # One row even on a phone (columns would stack there), so the answer stays in view.
     buttons = st.container(horizontal=True, wrap=False)
-    buttons.button("Undo last stroke", icon=":material/undo:", on_click=undo, width="stretch")
+    # At presentation mode's 1.5x the long label does not fit half the canvas's width.
+    undo_label = "Undo" if presentation.is_on() else "Undo last stroke"
+    buttons.button(undo_label, icon=":material/undo:", on_click=undo, width="stretch")
     buttons.button("Clear", icon=":material/delete:", on_click=clear, width="stretch")
     send_on_release()(data={"prefix": "draw_canvas_"}, key="draw_send_on_release")
     draw.hide_canvas_toolbar(key="draw_hide_toolbar")
