@@ -248,8 +248,9 @@ def wrong() -> None:
             with st.container(width=wide, gap=None):
                 # Each square as 5x5 pixels: sharp, where the browser would blur it.
                 st.image(np.kron(data.test_images[i], np.ones((5, 5), np.uint8)), width=140)
+                real = result.labels[i]
                 st.markdown(
-                    f"a {result.labels[i]}, read as **{result.predictions[i]}**, "
+                    f"{'an' if real == 8 else 'a'} {real}, read as **{result.predictions[i]}**, "
                     f"{result.confidence[i]:.0%} sure"
                 )
     st.markdown("**The mistakes it makes most often**")
