@@ -266,6 +266,8 @@ def test_the_shipped_mlps_replay_plays_pauses_and_scrubs_in_the_browser(app_serv
     assert shown() == paused  # and stays paused
 
     # Dragging the handle past the end shows the last frame; a click at the start the first.
+    # (Scrolled to first, as a person would: the mouse reaches only what is on screen.)
+    page.locator(".slider-container").scroll_into_view_if_needed()
     rail = page.locator(".slider-container rect.slider-rail-rect").bounding_box()
     grip = page.locator(".slider-container rect.slider-grip-rect").bounding_box()
     page.mouse.move(grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2)
