@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from core import nondigits  # noqa: E402
 from core.config import TrainConfig  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.recorder import train_run  # noqa: E402
@@ -50,7 +51,7 @@ MODELS = {"default": "the shipped CNN", "mlp": "the shipped MLP"}
 # Drawn: the script is done and settled, and every chart on the page has rendered.
 DRAWN = f"""() => ({APP_SETTLED})() && [...document.querySelectorAll(
     '[data-testid="stPlotlyChart"]')].every((chart) => chart.querySelector('.main-svg, canvas'))"""
-STROKE = [(0.52, 0.17), (0.51, 0.45), (0.49, 0.84)]  # a 1
+STROKE = nondigits.BROWSER_STROKES[1][0]  # a 1, as the browser tests draw it
 TARGETS = {"page": 2.0, "page_vs_floor": 1.5, "cold_vs_floor": 1.3, "compare_link": 2.5,
            "first_stroke_ms": 300, "rss_mb": 400, "session_mb": 30}  # fmt: skip
 FLOOR_APP = textwrap.dedent(

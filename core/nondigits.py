@@ -102,7 +102,7 @@ STROKE_DIGITS: dict[int, list[list[tuple[float, float]]]] = {
     9: [[(210, 90), (165, 55), (110, 80), (110, 130), (160, 150), (210, 110)],
         [(210, 90), (205, 280)]],
 }  # fmt: skip
-_BROWSER = {
+BROWSER_STROKES = {  # as fractions of the canvas: tests/test_browser_draw.py's digits
     1: [[(0.52, 0.17), (0.51, 0.45), (0.49, 0.84)]],
     0: [[(0.5, 0.16), (0.36, 0.22), (0.3, 0.48), (0.34, 0.76), (0.5, 0.85), (0.65, 0.77),
          (0.7, 0.5), (0.66, 0.24), (0.5, 0.16), (0.45, 0.2)]],
@@ -112,7 +112,8 @@ _BROWSER = {
     4: [[(0.56, 0.16), (0.28, 0.6), (0.75, 0.6)], [(0.59, 0.38), (0.59, 0.88)]],
 }  # fmt: skip
 BROWSER_DIGITS = {
-    d: [[(x * 320, y * 320) for x, y in s] for s in strokes] for d, strokes in _BROWSER.items()
+    d: [[(x * 320, y * 320) for x, y in s] for s in strokes]
+    for d, strokes in BROWSER_STROKES.items()
 }
 
 Points = list[tuple[float, float]]

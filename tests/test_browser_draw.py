@@ -13,20 +13,13 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from core import nondigits
 from tests.browser import ConsoleLog, exception_boxes, touch_stroke, wait_for_app
 
 ANSWER = ".st-key-draw_answer"
 # Strokes as fractions of the canvas, the way people draw these digits: a 1 as one line, a 0
 # as one loop, a 7 as a bar and a slant in one go, a 4 as two strokes.
-DIGITS = {
-    "1": [[(0.52, 0.17), (0.51, 0.45), (0.49, 0.84)]],
-    "0": [[(0.5, 0.16), (0.36, 0.22), (0.3, 0.48), (0.34, 0.76), (0.5, 0.85), (0.65, 0.77),
-           (0.7, 0.5), (0.66, 0.24), (0.5, 0.16), (0.45, 0.2)]],
-    "7": [[(0.27, 0.2), (0.5, 0.19), (0.73, 0.2), (0.6, 0.5), (0.45, 0.86)]],
-    "2": [[(0.3, 0.3), (0.42, 0.19), (0.59, 0.18), (0.68, 0.29), (0.64, 0.46), (0.31, 0.82),
-           (0.5, 0.81), (0.73, 0.82)]],
-    "4": [[(0.56, 0.16), (0.28, 0.6), (0.75, 0.6)], [(0.59, 0.38), (0.59, 0.88)]],
-}  # fmt: skip
+DIGITS = {str(d): strokes for d, strokes in nondigits.BROWSER_STROKES.items()}
 SEVEN = [(90, 65), (170, 62), (235, 66), (190, 170), (150, 275)]  # px on a 320 box, in one go
 # True when the point (x, y) of the viewport lands on the canvas's drawing layer.
 DRAWABLE = """([x, y]) => [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]

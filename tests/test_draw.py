@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from streamlit.testing.v1 import AppTest
 
-from core import cli, novelty
+from core import cli, nondigits, novelty
 from core.config import TrainConfig
 from core.model import Model
 from core.model_load import load_model
@@ -29,24 +29,7 @@ DEFAULT_MODEL = REPO / "data" / "models" / "default.npz"
 SIDE = draw.CANVAS
 
 # Every digit as a person draws it on a 320-pixel canvas: strokes of (x, y) points.
-DIGITS = {
-    0: [[(160, 50), (110, 75), (95, 160), (110, 245), (160, 272), (210, 245), (225, 160),
-         (210, 75), (160, 50)]],
-    1: [[(165, 50), (160, 160), (155, 270)]],
-    2: [[(95, 95), (130, 60), (190, 58), (220, 95), (205, 150), (100, 265), (235, 262)]],
-    3: [[(100, 70), (160, 50), (215, 80), (200, 135), (150, 155), (215, 185), (215, 240),
-         (160, 270), (95, 250)]],
-    4: [[(180, 50), (90, 190), (240, 190)], [(190, 120), (190, 280)]],
-    5: [[(210, 55), (110, 55), (100, 150), (170, 140), (215, 180), (210, 240), (160, 270),
-         (100, 255)]],
-    6: [[(200, 55), (130, 120), (100, 200), (120, 260), (175, 270), (215, 225), (195, 175),
-         (140, 170), (105, 210)]],
-    7: [[(85, 60), (235, 60), (140, 280)]],
-    8: [[(200, 80), (160, 50), (110, 75), (120, 130), (200, 190), (210, 250), (160, 275),
-         (105, 250), (115, 190), (200, 130), (205, 85)]],
-    9: [[(210, 90), (165, 55), (110, 80), (110, 130), (160, 150), (210, 110)],
-        [(210, 90), (205, 280)]],
-}  # fmt: skip
+DIGITS = nondigits.STROKE_DIGITS
 
 
 def canvas(
