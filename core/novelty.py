@@ -40,6 +40,7 @@ from scipy import ndimage
 
 from . import nondigits
 from .model import Model
+from .model_save import save_arrays
 from .preprocess import prepare
 
 PARAMS = Path(__file__).resolve().parent.parent / "data" / "models" / "novelty.npz"
@@ -109,14 +110,17 @@ class Detector:
             return Verdict(True, score, self.threshold, "It looks like a handwritten digit.")
         return Verdict(False, score, self.threshold, f"That doesn't look like a digit: {REASON}.")
 
-    def save(self, path: Path) -> None:
-        """Write the network's spec and weights, the threshold and the fit's record."""
-        np.savez_compressed(
+    def save(self, path: Path) -> Path:
+        """Write the network's spec and weights, the threshold and the fit's record, as
+        model files are written (core/model_save.py: atomically, only over a regular file)."""
+        return save_arrays(
             path,
-            spec=np.array(json.dumps(self.model.spec)),
-            threshold=np.array(self.threshold, np.float64),
-            info=np.array(json.dumps(self.info)),
-            **{f"w.{k}": v for k, v in self.model.get_weights().items()},
+            {
+                "spec": np.array(json.dumps(self.model.spec)),
+                "threshold": np.array(self.threshold, np.float64),
+                "info": np.array(json.dumps(self.info)),
+                **{f"w.{k}": v for k, v in self.model.get_weights().items()},
+            },
         )
 
 
