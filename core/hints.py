@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .data import to_float
 from .model import MAX_UNITS, Model
 from .presets import AUGMENT
-from .train import CHANCE_FACTOR, DIVERGED_LOSS, USUAL_LR
+from .train import CHANCE_FACTOR, DIVERGED_LOSS, USUAL_LR, learned_nothing_cause
 
 Epochs = Sequence[Mapping[str, float]]  # the run store's per-epoch rows, oldest first
 
@@ -230,8 +230,9 @@ def _learned_nothing(
         f"than guessing one of {n_classes} answers at random ({_pct(chance)})"
     )
     usual = USUAL_LR.get(config.optimizer, 1.0)
-    # The same diagnosis as core/train.py's learned_nothing_reason, as one setting to change.
-    if config.lr < usual / 30:
+    # The diagnosis the CLI gives (core/train.py), as one setting to change.
+    cause = learned_nothing_cause(config)
+    if cause == "lr_low":
         lr = _round(usual)
         return Hint(
             "learned_nothing",
@@ -240,7 +241,7 @@ def _learned_nothing(
             {"lr": lr},
             f"learning rate {lr:g}",
         )
-    if config.activation in RANGES and config.lr <= 3 * usual:
+    if cause == "saturated":
         return Hint(
             "learned_nothing",
             f"{start}; its {config.activation} neurons may be stuck at their limits, so try "

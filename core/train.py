@@ -352,19 +352,34 @@ def _fit(
     return result
 
 
+def learned_nothing_cause(cfg: TrainConfig) -> str:
+    """The likeliest reason a run of `cfg` learned nothing: "lr_high" (steps so big they
+    overshoot), "lr_low" (too small to get anywhere), "saturated" (its sigmoid or tanh
+    units stuck at their limits) or "unclear"."""
+    usual = USUAL_LR.get(cfg.optimizer, 1.0)
+    if cfg.lr > 3 * usual:
+        return "lr_high"
+    if cfg.lr < usual / 30:
+        return "lr_low"
+    if cfg.activation in ("sigmoid", "tanh"):
+        return "saturated"
+    return "unclear"
+
+
 def learned_nothing_reason(cfg: TrainConfig, val_accuracy: float, n_classes: int) -> str:
     """Why a run that ended near chance accuracy is not a result, and what to try instead."""
     usual = USUAL_LR.get(cfg.optimizer, 1.0)
-    if cfg.lr > 3 * usual:
+    cause = learned_nothing_cause(cfg)
+    if cause == "lr_high":
         advice = f"Try a lower learning rate (e.g. {cfg.lr / 10:g})"
         if cfg.activation in ("sigmoid", "tanh"):
             advice += f": with steps this big, {cfg.activation} units saturate and stop learning"
-    elif cfg.lr < usual / 30:
+    elif cause == "lr_low":
         advice = (
             f"Try a higher learning rate (e.g. {usual:g}, which usually suits {cfg.optimizer}) "
             "or more epochs"
         )
-    elif cfg.activation in ("sigmoid", "tanh"):
+    elif cause == "saturated":
         advice = f"Try relu instead of {cfg.activation}, or a lower learning rate"
     else:
         advice = "Try more epochs or more training images, or a lower learning rate"
