@@ -5,8 +5,9 @@ free, but only above its "mmap threshold", and it raises that threshold (up to 3
 time such a block is freed. After that, arrays of a few MB come from the heap, and a heap
 keeps what is freed inside it for reuse. The pages make many short-lived arrays of 1-40 MB
 (a CNN's activations over 1,000 test images, a map of 2,000 images), so a server that had
-shown every page held 450 MB, where a fixed threshold of 1 MB leaves it at 315 MB
-(`python benchmarks/bench_pages.py`).
+shown every page and tab with both shipped models in Chromium held 452 MB, and 315 MB with
+the threshold fixed at 1 MB (2026-12-01; `python benchmarks/bench_pages.py` reports the
+server's memory the same way).
 """
 
 from __future__ import annotations
