@@ -37,7 +37,10 @@ def test_two_sessions_start_runs_while_a_third_reads_compare(monkeypatch, tmp_pa
     monkeypatch.setenv("MNIST_TRAINER_SLOTS", "2")
     alice, bob = train_page(), train_page()
     for session, lr in ((alice, 0.5), (bob, 0.05)):
-        session.select_slider(key="cfg_train_size").set_value(1000).run()
+        # 10,000 images: each run trains for seconds, longer than the second session takes
+        # to press Start and its worker to start, so the two truly train side by side (on
+        # 1,000 images the first could end, in 0.3 s, before the second began).
+        session.select_slider(key="cfg_train_size").set_value(10000).run()
         session.number_input(key="cfg_epochs").set_value(3).run()
         session.select_slider(key="cfg_lr").set_value(lr).run()
     # Both press Start within a moment of each other.
