@@ -119,7 +119,10 @@ def _worker_init(parent: int, workers: int = 1) -> None:
     _worker["parent"] = parent
     if workers > 1:
         set_two_cores(False)
-    for sig in STOP_SIGNALS:
+    # Ctrl-C in a terminal reaches every process of the group. A worker treats it as the
+    # sweep's stop: it ends its trial after this batch and starts no other, whereas a
+    # KeyboardInterrupt there would end the trial and let the pool hand it the next one.
+    for sig in (*STOP_SIGNALS, signal.SIGINT):
         signal.signal(sig, _worker_signal)
     if sys.platform.startswith("linux"):
         # The kernel sends SIGTERM to this worker when its parent dies, even by SIGKILL.

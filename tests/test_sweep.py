@@ -253,3 +253,7 @@ def test_ctrl_c_stops_the_sweep_and_marks_unfinished_trials_stopped(tmp_path):
         json.loads(r.config.to_json())["lr"] for r in store.sweep_runs("long") if store.epochs(r.id)
     ]
     assert done == [0.1]
+    # The worker took Ctrl-C as the sweep's stop (after its batch, no next trial), not as a
+    # KeyboardInterrupt, after which its pool could have handed it the next trial.
+    trained = next(r for r in store.sweep_runs("long") if store.epochs(r.id))
+    assert "--resume" in trained.message, trained.message
