@@ -48,14 +48,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "config": {"epochs": 60, **AUGMENT},
     },
     "mlp-fast": {
-        "about": "One more hidden layer (784-128-128-64-10), batch normalisation after each "
-        "and a higher learning rate: with the mlp preset's augmentation it reaches about "
-        "99.1 % in 20 epochs instead of 60, in under half the time.",
+        "about": "One more hidden layer (784-128-128-64-10), batch normalisation after each, "
+        "a higher learning rate and more L2: with the mlp preset's augmentation it reaches "
+        "about 99.1 % in 12 epochs instead of 60, in a third of the time.",
         "config": {
             "hidden": [128, 128, 64],
             "batchnorm": True,
             "lr": 2.0,
-            "epochs": 20,
+            # With batch norm, L2 keeps the weights small and so the steps large: 5e-4
+            # scored better in 12 epochs (99.09 %, seeds 0-4) than 1e-4 did in 15 (99.01 %).
+            "weight_decay": 5e-4,
+            "epochs": 12,
             **AUGMENT,
         },
     },
