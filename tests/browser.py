@@ -121,6 +121,24 @@ APP_SETTLED = """() => {
 }"""
 
 
+# Counts every change of the script's state from now on (once per document): a rerun that
+# starts and ends before `after` looks still shows as a change.
+WATCH_SCRIPT_STATE = """() => {
+    if (window.__scriptStateChanges === undefined) {
+        window.__scriptStateChanges = 0;
+        new MutationObserver((records) => { window.__scriptStateChanges += records.length; })
+            .observe(document, {subtree: true, attributes: true,
+                                attributeFilter: ['data-test-script-state']});
+    }
+    return window.__scriptStateChanges;
+}"""
+# A rerun has begun since `seen` changes were counted: the state changed since, or it is
+# not 'notRunning' now (a new document has no count: a navigation is a rerun too).
+RERUN_BEGUN = """(seen) => window.__scriptStateChanges !== seen
+    || document.querySelector('[data-testid="stApp"]')
+        ?.getAttribute('data-test-script-state') !== 'notRunning'"""
+
+
 def wait_for_app(page, timeout: float = 30_000) -> None:
     """Wait until Streamlit has finished running the script and drawn every element.
 
@@ -128,22 +146,21 @@ def wait_for_app(page, timeout: float = 30_000) -> None:
     skeletons for a moment after the script has finished, and stale elements are greyed.
     """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    for _ in range(2):  # settled twice, 300 ms apart: a rerun that was about to start has
-        page.wait_for_function(APP_SETTLED, timeout=timeout)
-        page.wait_for_timeout(300)
+    # Settled twice, 300 ms apart: a rerun that was about to start has begun by the second look.
+    page.wait_for_function(APP_SETTLED, timeout=timeout)
+    page.wait_for_timeout(300)
+    page.wait_for_function(APP_SETTLED, timeout=timeout)
 
 
 def after(page, action, timeout: float = 30_000) -> None:
     """Do `action` (a click, a key press) and wait for the rerun it causes to finish."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    seen = page.evaluate(WATCH_SCRIPT_STATE)
     action()
-    with contextlib.suppress(PlaywrightTimeout):  # a quick rerun may be over before this looks
-        page.wait_for_function(
-            "() => document.querySelector('[data-testid=\"stApp\"]')"
-            "?.getAttribute('data-test-script-state') !== 'notRunning'",
-            timeout=1500,
-        )
+    # A rerun over before this looks counts as begun; an action that starts none waits 1.5 s.
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(RERUN_BEGUN, arg=seen, timeout=1500)
     wait_for_app(page, timeout)
 
 
