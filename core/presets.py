@@ -8,6 +8,7 @@ from .config import TrainConfig
 
 # The augmentation every preset from `mlp` on trains with.
 AUGMENT = {"aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1}
+# The convolutional recipe cnn-best trains for 30 epochs; cnn changes it for 8.
 CNN = {
     "arch": "cnn",
     "conv": [16, 32],
@@ -64,9 +65,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cnn": {
         "about": "A small convolutional network (16 and 32 filters of 3x3, a dense layer of "
-        "128), batch normalisation, dropout and the same augmentation: 99.4-99.5 % in under "
-        "two and a half minutes.",
-        "config": CNN,
+        "256), batch normalisation, dropout and the same augmentation, 8 epochs: about "
+        "99.55 % in a minute and a half.",
+        # A wider dense layer, a higher learning rate and more L2 than cnn-best's recipe:
+        # 99.57 % (seeds 0-2) in 8 epochs, where that recipe gave 99.48 % in 12.
+        "config": {**CNN, "hidden": [256], "lr": 1.0, "weight_decay": 5e-4, "epochs": 8},
     },
     "cnn-best": {
         "about": "A wider CNN (32 and 64 filters) trained longer with elastic distortions "

@@ -92,8 +92,11 @@ def test_unknown_preset():
 
 def test_the_presets_build_on_each_other_as_the_readme_says():
     cnn = preset("cnn")
-    assert (cnn.arch, cnn.conv, cnn.hidden, cnn.epochs) == ("cnn", [16, 32], [128], 12)
-    assert preset("cnn-best") == cnn.replace(conv=[32, 64], epochs=30, aug_elastic=34.0)
+    assert (cnn.arch, cnn.conv, cnn.hidden, cnn.epochs) == ("cnn", [16, 32], [256], 8)
+    assert (cnn.lr, cnn.weight_decay) == (1.0, 5e-4)
+    assert preset("cnn-best") == cnn.replace(
+        conv=[32, 64], hidden=[128], lr=0.5, weight_decay=1e-4, epochs=30, aug_elastic=34.0
+    )
     augment = {"aug_rotate": 10.0, "aug_shift": 2.0, "aug_scale": 0.1}
     assert preset("mlp") == preset("default").replace(epochs=60, **augment)
     assert {k: getattr(cnn, k) for k in augment} == augment

@@ -228,8 +228,10 @@ def test_evaluate_default_model(mnist, default_eval):
         confidence[tiles[-1]]
         >= np.sort(confidence[default_eval.predictions != mnist.test_labels])[-40]
     )
-    (pages,) = at.get("pagination")
-    assert pages.num_pages == math.ceil(wrong / 40)
+    # Pages of 40 (the tiny run's test below turns them); 40 mistakes or fewer need none.
+    assert [p.num_pages for p in at.get("pagination")] == (
+        [math.ceil(wrong / 40)] if wrong > 40 else []
+    )
     # The selected example (the first) gets its probability bars.
     bars = figure(at, "eval_bars")
     np.testing.assert_allclose(array(bars["data"][0]["y"]), default_eval.probs[tiles[0]], rtol=1e-5)

@@ -178,7 +178,7 @@ def test_the_sliding_filter_and_the_stages_are_the_cnns_own(mnist):
         assert fmap[row, col] == pytest.approx(by_hand, abs=1e-4)
     stages = tour.stages(model, image)
     assert [s.values.shape for s in stages] == [(26, 26, 16), (13, 13, 16), (11, 11, 32),
-                                               (5, 5, 32), (128,), (10,)]  # fmt: skip
+                                               (5, 5, 32), (256,), (10,)]  # fmt: skip
     chances = stages[-1].values
     expected = model.predict_proba(image[None, :, :, None])[0]
     np.testing.assert_allclose(chances, expected, atol=1e-5)
