@@ -89,7 +89,7 @@ def mlp() -> Model:
 
 
 def cnn() -> Model:
-    """The shipped convolutional network (99.5 % of test digits right)."""
+    """The shipped convolutional network (99.6 % of test digits right)."""
     return state.model_at(state.DEFAULT_MODEL)[0]
 
 
