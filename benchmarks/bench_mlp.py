@@ -24,7 +24,8 @@ Every model, optimizer and array is built before its clock starts. After one unt
 of each method at each batch size, the methods are interleaved within every repeat (ours,
 pytorch, floor, ours, ...) because the machine may be shared and noisy, and the report gives
 the median seconds per epoch, the ratios ours/pytorch and ours/floor, and whether the targets
-at batch 128 are met: ours <= 0.5 x pytorch and ours <= 1.3 x floor. `--json` adds one JSON
+at batch 128 are met: ours <= 0.8 x pytorch (issue 17, which withdrew the earlier 0.5 x
+pytorch and 1.3 x floor: the network stays plain NumPy). `--json` adds one JSON
 object with every median and ratio as the last line of the output.
 """
 
@@ -65,8 +66,7 @@ F32 = np.float32
 N_IMAGES = 60_000
 LAYER_SIZES = (784, 128, 64, 10)
 TARGET_BATCH = 128
-TARGET_VS_TORCH = 0.5  # ours / pytorch at batch 128
-TARGET_VS_FLOOR = 1.3  # ours / floor at batch 128
+TARGET_VS_TORCH = 0.8  # ours / pytorch at batch 128
 TARGET_AUGMENT = 0.25  # extra time of the mlp preset's augmentation, as a share of an epoch
 METHODS = ("ours", "ours_augmented", "pytorch", "floor")
 
@@ -226,16 +226,13 @@ def summarize(times: Times, repeats: int) -> dict[str, Any]:
     targets: dict[str, Any] = {
         "batch_size": TARGET_BATCH,
         "ours_over_pytorch_max": TARGET_VS_TORCH,
-        "ours_over_floor_max": TARGET_VS_FLOOR,
         "augment_cost_max": TARGET_AUGMENT,
         "pytorch_met": None,  # None: not measured in this run
-        "floor_met": None,
         "augment_met": None,
     }
     if at_target is not None:
-        vs_torch, vs_floor = at_target["ours_over_pytorch"], at_target["ours_over_floor"]
+        vs_torch = at_target["ours_over_pytorch"]
         targets["pytorch_met"] = None if vs_torch is None else vs_torch <= TARGET_VS_TORCH
-        targets["floor_met"] = vs_floor <= TARGET_VS_FLOOR
         targets["augment_met"] = at_target["ours_augmented_over_ours"] - 1 <= TARGET_AUGMENT
     return {"repeats": repeats, "images": N_IMAGES, "results": results, "targets": targets}
 
@@ -251,10 +248,6 @@ def print_report(summary: dict[str, Any]) -> None:
     print(
         f"  ours <= {TARGET_VS_TORCH} x pytorch: {verdict(t['pytorch_met'])} "
         f"(ours/pytorch = {fmt(res['ours_over_pytorch'], 0, 2)})"
-    )
-    print(
-        f"  ours <= {TARGET_VS_FLOOR} x floor:   {verdict(t['floor_met'])} "
-        f"(ours/floor = {fmt(res['ours_over_floor'], 0, 2)})"
     )
     cost = res["ours_augmented_over_ours"] - 1
     print(
