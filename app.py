@@ -10,13 +10,14 @@ from pathlib import Path
 import streamlit as st
 
 from core.runs import StoreError
-from dashboard import heap, presentation, state, warmup
+from dashboard import presentation, process, state, warmup
 
 # A file, not a Material icon: Streamlit fetches those from Google's font server, which an
 # offline classroom cannot reach.
 ICON = Path(__file__).parent / "dashboard" / "assets" / "icon.png"
 
-heap.return_big_arrays()  # before any page makes its big arrays
+process.return_big_arrays()  # before any page makes its big arrays
+process.one_blas_thread()
 st.set_page_config(page_title="MNIST from scratch", page_icon=str(ICON), layout="wide")
 
 PAGES = [
