@@ -19,6 +19,7 @@ from core.train import split_for
 from dashboard.state import CACHED, FileKey, cached_model, load_data, working_copy
 
 SAMPLE_SIZE = 2000  # test images (200 of each class) for robustness curves and the map
+FIRST_DAMAGE = "rotate"  # the kind of damage Evaluate's Damaged digits tab opens on
 
 
 @st.cache_data(

@@ -1,9 +1,10 @@
 """Work the first visit to a page would wait for, done once per server while people read Home.
 
 A fresh server loads MNIST and the shipped models, scores each shipped model on the
-10,000 test images and runs them through every layer for the dead units, the first time a
-page needs them: 1-3 s added to whichever page comes first (Evaluate, the tour, Data), and
-3-8 s to Weights › All layers. Home needs none of it, so the first run of the app starts
+10,000 test images, runs them through every layer for the dead units and damages 2,000 of
+them step by step, the first time a page needs them: 1-3 s added to whichever page comes
+first (Evaluate, the tour, Data), 3-8 s to Weights › All layers and 2-4 s to Evaluate ›
+Damaged digits. Home needs none of it, so the first run of the app starts
 a background thread that does it into the same caches the pages use (a page that asks
 meanwhile waits for the same result, it does not compute it twice). Set MNIST_WARM_UP=0 to
 turn it off.
@@ -66,8 +67,9 @@ def _run() -> None:
 
 
 def warm() -> None:
-    """Load MNIST and the shipped models, score each shipped model on the test set and find
-    its dead units, into the pages' caches.
+    """Load MNIST and the shipped models, score each shipped model on the test set, find its
+    dead units and measure its robustness to the first kind of damage, into the pages'
+    caches.
 
     It imports nothing: Plotly looks for pandas in sys.modules while it builds a figure, and
     a pandas half imported by this thread broke a page that drew one at that moment.
@@ -78,8 +80,13 @@ def warm() -> None:
         return
     shipped = (state.DEFAULT_MODEL, state.SHIPPED_MLP)
     # Evaluate's scores first (the page most visited after Home), then the dead units of
-    # Weights › All layers: 10,000 test images through every layer, 3-8 s for the CNN.
-    for work in (computed.evaluation, computed.dead_units):
+    # Weights › All layers (10,000 test images through every layer, 3-8 s for the CNN), then
+    # Evaluate › Damaged digits (2,000 test images turned step by step, 2-4 s).
+    for work in (
+        computed.evaluation,
+        computed.dead_units,
+        lambda model, data_dir: computed.robustness(model, data_dir, computed.FIRST_DAMAGE),
+    ):
         for path in shipped:
             with contextlib.suppress(OSError, ModelFileError):
                 work(state.file_key(path), "")

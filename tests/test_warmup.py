@@ -19,11 +19,14 @@ def test_warm_up_scores_the_shipped_models_into_the_pages_cache(monkeypatch):
     # The page's call finds the result the warm-up computed: it does not run the model again.
     monkeypatch.setattr(computed, "evaluate", no_second_time)
     monkeypatch.setattr(computed.analysis, "dead_units", no_second_time)
+    monkeypatch.setattr(computed.analysis, "robustness_curve", no_second_time)
     for path in (state.DEFAULT_MODEL, state.SHIPPED_MLP):
         result = computed.evaluation(state.file_key(path), "")
         assert result.accuracy > 0.98
         dead = computed.dead_units(state.file_key(path), "")
         assert dead and all(d.units > 0 for d in dead)  # one entry per ReLU layer
+        curve = computed.robustness(state.file_key(path), "", computed.FIRST_DAMAGE)
+        assert curve.kind == "rotate" and curve.accuracy[0] > 0.98 > curve.accuracy[-1]
 
 
 def test_warm_up_starts_once_and_can_be_turned_off(monkeypatch):

@@ -214,11 +214,11 @@ def robustness_tab(
         "Kind of damage",
         list(DAMAGE),
         format_func=lambda key: DAMAGE[key][0],
-        default="rotate",
+        default=computed.FIRST_DAMAGE,
         key="eval_damage",
         persist_state="session",
     )
-    kind = kind or "rotate"
+    kind = kind or computed.FIRST_DAMAGE
     _, axis_title, fmt_amount = DAMAGE[kind]
     rows = computed.sample_rows(data_dir)
     curve = computed.robustness(state.file_key(choice.path), data_dir, kind)
