@@ -41,3 +41,12 @@ for column, (page, label, icon, text) in zip(columns, links, strict=True):
     with column:
         st.page_link(page, label=label, icon=icon)
         st.caption(text)
+
+# The browser's chart code (Plotly, 4.7 MB) loads and compiles the first time a page shows a
+# chart: 2 s on a 2-core machine, added to the first page after Home (the tour, in a class).
+# An empty chart, hidden, makes the browser do that while people read Home instead.
+with st.container(key="home_chart_code"):
+    import plotly.graph_objects as go
+
+    st.plotly_chart(go.Figure(), key="home_chart_code_figure", config={"staticPlot": True})
+st.html("<style>.st-key-home_chart_code {display: none}</style>")
