@@ -123,7 +123,9 @@ def sidebar(page, title: str):
 
 
 def tabs(page) -> list[str]:
-    return [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+    # One read of the page: tab by tab, a rerun that redraws them between two reads would
+    # leave the second waiting for a tab that is gone.
+    return [text.strip() for text in page.get_by_role("tab").all_inner_texts()]
 
 
 def one_pass(browser, root: Path, sessions: int, times: dict, memory: dict) -> None:
