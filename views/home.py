@@ -1,5 +1,6 @@
 """Home: what this is, in two sentences, and the way to every page."""
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import state
@@ -44,10 +45,7 @@ for column, (page, label, icon, text) in zip(columns, links, strict=True):
 
 # The browser's chart code (Plotly, 4.7 MB) loads and compiles the first time a page shows a
 # chart: 2 s on a 2-core machine, added to the first page after Home (the tour, in a class).
-# An empty chart, hidden, makes the browser do that while people read Home instead. Plotly
-# is imported here, once Home's words are on their way to the browser.
+# An empty chart, hidden, makes the browser do that while people read Home instead.
 with st.container(key="home_chart_code"):
-    import plotly.graph_objects as go
-
     st.plotly_chart(go.Figure(), key="home_chart_code_figure", config={"staticPlot": True})
 st.html("<style>.st-key-home_chart_code {display: none}</style>")
