@@ -101,10 +101,14 @@ def clock(page, action, timeout: float = 60_000) -> float:
     return time.perf_counter() - start
 
 
+STARTED: list = []  # every server launched, stopped at the end even if a measurement fails
+
+
 def cold_start(browser, launch, title: str) -> tuple[float, object]:
     """Seconds from launching a server to `title` painted in a new browser context."""
     start = time.perf_counter()
     server = launch()
+    STARTED.append(server)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(server.url)
@@ -280,8 +284,12 @@ def main() -> None:
         (root / "floor.py").write_text(FLOOR_APP)
         make_store(root / "runs")
         browser = launch_browser(playwright)
-        for _ in range(args.repeats):
-            one_pass(browser, root, args.sessions, times, memory)
+        try:
+            for _ in range(args.repeats):
+                one_pass(browser, root, args.sessions, times, memory)
+        finally:
+            for server in STARTED:
+                stop_app(server)
         browser.close()
     medians = {k: statistics.median(v) for k, v in times.items()}
     mem = {k: statistics.median(v) for k, v in memory.items()}
