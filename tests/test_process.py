@@ -36,20 +36,22 @@ PATTERN = textwrap.dedent(
 )
 
 
-def rss_after_pattern(setting: str) -> int:
-    """MB resident after the pattern, with the heap setting "on" or "off"."""
+def run_pattern(pattern: str, setting: str) -> list[int]:
+    """The numbers `pattern` prints last, run in a fresh interpreter with the setting "on" or
+    "off"."""
     out = subprocess.run(
-        [sys.executable, "-c", PATTERN, setting],
+        [sys.executable, "-c", pattern, setting],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
-    return int(out.stdout.split()[-1])
+    return [int(n) for n in out.stdout.splitlines()[-1].split()]
 
 
 def test_freed_temporaries_go_back_to_the_system() -> None:
-    off, on = rss_after_pattern("off"), rss_after_pattern("on")
+    # MB resident after the pattern.
+    [off], [on] = run_pattern(PATTERN, "off"), run_pattern(PATTERN, "on")
     # Without the setting the 160 MB of freed temporaries stay in the heap: the pattern is
     # one that shows the difference, so the second assertion is not vacuous.
     assert off > 120, off
@@ -96,21 +98,12 @@ BLAS_PATTERN = textwrap.dedent(
 )
 
 
-def blas_after_pattern(setting: str) -> tuple[int, int]:
-    """BLAS threads, and MB the products left resident, with the setting "on" or "off"."""
-    out = subprocess.run(
-        [sys.executable, "-c", BLAS_PATTERN, setting],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    threads, grown = out.stdout.split()[-2:]
-    return int(threads), int(grown)
-
-
 def test_one_blas_thread_leaves_its_buffers_untouched() -> None:
-    (threads_off, off), (threads_on, on) = blas_after_pattern("off"), blas_after_pattern("on")
+    # BLAS threads, and MB the products left resident.
+    (threads_off, off), (threads_on, on) = (
+        run_pattern(BLAS_PATTERN, "off"),
+        run_pattern(BLAS_PATTERN, "on"),
+    )
     assert (threads_off, threads_on) == (2, 1)
     # Measured on the 2-core machine: 159 MB against 45 (the products' own results).
     assert on < off - 60, (on, off)
