@@ -14,11 +14,11 @@ OpenBLAS, running a product on two threads, gives each thread taking part a buff
 32 MB and touches about 9 MB of it; a thread that calls it is given its own. The pages call
 it from Streamlit's script threads, the warm-up's and the convolution layers' helper, so a
 server that had shown every page had 40-57 MB of such buffers resident. On one BLAS thread the
-buffers go untouched, and the pages lose no speed: the convolution layers already split
+buffers go untouched, and the pages lose next to no speed: the convolution layers split
 each batch across the two cores themselves (core/layers/conv.py), and a second BLAS thread
 only competes with that. Scoring the shipped CNN on the 10,000 test images took 1.2-1.5 s
 on one BLAS thread against 1.7-1.8 s on two; the shipped MLP, 0.06 s against 0.04 s. A
-server that had shown every page went from 386-399 MB to 339 MB (2026-12-01).
+server that had shown every page went from 386-399 MB to 339-343 MB (2026-12-01).
 """
 
 from __future__ import annotations
